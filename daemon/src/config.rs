@@ -1,0 +1,698 @@
+//! Configuration: the TOML file of PRODUCT.md, parsed strictly (unknown keys are errors) and then validated as a
+//! whole so that `check-config` can list every problem at once, each with its key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written as people write it: `24h`, `90s`, `1h 30m`, `300ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a duration ({e}); write it like \"24h\", \"90s\" or \"300ms\""
+                ))
+            })
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+fn dur(s: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(s))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: Site,
+    #[serde(default)]
+    pub store: Store,
+    #[serde(default, rename = "line")]
+    pub lines: Vec<Line>,
+    pub mqtt: Option<Mqtt>,
+    #[serde(default)]
+    pub web: Web,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+}
+
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_language() -> String {
+    "zh-CN".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("/var/lib/linekeeper")
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            path: default_store_path(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineKind {
+    Modem,
+    Bridge,
+    Sip,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    pub id: String,
+    pub kind: LineKind,
+    #[serde(default)]
+    pub device: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Init commands sent in order; `A|B` tries `B` when `A` answers ERROR or nothing.
+    #[serde(default = "default_init")]
+    pub init: Vec<String>,
+    #[serde(default = "default_init_timeout")]
+    pub init_timeout: HumanDuration,
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout: HumanDuration,
+    /// The line reports OFFHOOK / ONHOOK, so answered and missed can be told apart.
+    #[serde(default)]
+    pub answer_detect: bool,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max: HumanDuration,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+pub fn default_init() -> Vec<String> {
+    vec!["ATZ".into(), "AT+VCID=1|AT#CID=1".into()]
+}
+fn default_init_timeout() -> HumanDuration {
+    dur(3)
+}
+fn default_ring_timeout() -> HumanDuration {
+    dur(7)
+}
+fn default_reconnect_max() -> HumanDuration {
+    dur(30)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mqtt {
+    #[serde(default = "default_mqtt_host")]
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default = "yes")]
+    pub mask_numbers: bool,
+    /// Defaults to `linekeeper-{site.id}`.
+    pub client_id: Option<String>,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: HumanDuration,
+    pub username: Option<String>,
+    /// File holding the password (first line), so the password stays out of the config.
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max: HumanDuration,
+}
+
+fn default_mqtt_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_topic_prefix() -> String {
+    "linekeeper".into()
+}
+fn default_keep_alive() -> HumanDuration {
+    dur(60)
+}
+fn yes() -> bool {
+    true
+}
+
+impl Mqtt {
+    pub fn local_default() -> Mqtt {
+        Mqtt {
+            host: default_mqtt_host(),
+            port: default_mqtt_port(),
+            topic_prefix: default_topic_prefix(),
+            mask_numbers: true,
+            client_id: None,
+            keep_alive: default_keep_alive(),
+            username: None,
+            password_file: None,
+            reconnect_max: default_reconnect_max(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// When true, `/metrics` needs a token like the API.
+    #[serde(default)]
+    pub metrics_auth: bool,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            listen: default_listen(),
+            metrics_auth: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownOutcome {
+    Review,
+    Callback,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default = "default_callback_due")]
+    pub callback_due: HumanDuration,
+    #[serde(default = "default_unknown_outcome")]
+    pub unknown_outcome: UnknownOutcome,
+    #[serde(default = "default_answer_target")]
+    pub answer_target: HumanDuration,
+}
+
+fn default_callback_due() -> HumanDuration {
+    dur(24 * 3600)
+}
+fn default_unknown_outcome() -> UnknownOutcome {
+    UnknownOutcome::Review
+}
+fn default_answer_target() -> HumanDuration {
+    dur(10)
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            callback_due: default_callback_due(),
+            unknown_outcome: default_unknown_outcome(),
+            answer_target: default_answer_target(),
+        }
+    }
+}
+
+/// One problem in a configuration, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|problems| ConfigError::Invalid { problems })
+    }
+
+    /// Parses and validates; returns every problem found.
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let cfg: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => return Err(toml_problems(text, e)),
+        };
+        let problems = cfg.validate();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        let mut add = |key: &str, message: String| {
+            p.push(Problem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        if !is_slug(&self.site.id) {
+            add(
+                "site.id",
+                format!(
+                    "`{}` must be lowercase letters, digits and '-' (it is used in MQTT topics)",
+                    self.site.id
+                ),
+            );
+        }
+        if self.site.timezone.parse::<chrono_tz::Tz>().is_err() {
+            add(
+                "site.timezone",
+                format!(
+                    "`{}` is not an IANA time zone name, e.g. \"Asia/Shanghai\"",
+                    self.site.timezone
+                ),
+            );
+        }
+        if !matches!(self.site.language.as_str(), "zh-CN" | "en") {
+            add(
+                "site.language",
+                format!("`{}` must be \"zh-CN\" or \"en\"", self.site.language),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let k = |f: &str| format!("line[{i}].{f}");
+            if !is_slug(&line.id) {
+                add(
+                    &k("id"),
+                    format!("`{}` must be lowercase letters, digits and '-'", line.id),
+                );
+            }
+            if !seen.insert(line.id.clone()) {
+                add(&k("id"), format!("`{}` is used by two lines", line.id));
+            }
+            match line.kind {
+                LineKind::Modem => {
+                    if line.device.trim().is_empty() {
+                        add(
+                            &k("device"),
+                            "a modem line needs the serial device path, e.g. \"/dev/serial/by-id/usb-...\"".into(),
+                        );
+                    }
+                }
+                LineKind::Bridge | LineKind::Sip => add(
+                    &k("kind"),
+                    format!(
+                        "line kind `{}` is not available in this version yet; use \"modem\"",
+                        if line.kind == LineKind::Bridge {
+                            "bridge"
+                        } else {
+                            "sip"
+                        }
+                    ),
+                ),
+            }
+            if line.baud == 0 {
+                add(
+                    &k("baud"),
+                    "must be a positive baud rate such as 115200".into(),
+                );
+            }
+            if line
+                .init
+                .iter()
+                .any(|c| c.split('|').any(|a| a.trim().is_empty()))
+            {
+                add(
+                    &k("init"),
+                    "an init command (or one of its `|` alternatives) is empty".into(),
+                );
+            }
+            if line.ring_timeout.0 < Duration::from_millis(100) {
+                add(&k("ring_timeout"), "must be at least 100ms".into());
+            }
+            if line.init_timeout.0 < Duration::from_millis(50) {
+                add(&k("init_timeout"), "must be at least 50ms".into());
+            }
+            if line.reconnect_max.0 < Duration::from_millis(100) {
+                add(&k("reconnect_max"), "must be at least 100ms".into());
+            }
+        }
+        if let Some(m) = &self.mqtt {
+            if m.host.trim().is_empty() {
+                add("mqtt.host", "must not be empty".into());
+            }
+            if m.port == 0 {
+                add("mqtt.port", "must be 1-65535".into());
+            }
+            if m.topic_prefix.is_empty()
+                || m.topic_prefix.contains(['#', '+'])
+                || m.topic_prefix.ends_with('/')
+            {
+                add(
+                    "mqtt.topic_prefix",
+                    format!(
+                        "`{}` must be a non-empty topic without '#', '+' or a trailing '/'",
+                        m.topic_prefix
+                    ),
+                );
+            }
+            if m.keep_alive.0 != Duration::ZERO && m.keep_alive.0 < Duration::from_secs(5) {
+                add("mqtt.keep_alive", "must be 0 (off) or at least 5s".into());
+            }
+            if m.password_file.is_some() && m.username.is_none() {
+                add("mqtt.password_file", "needs mqtt.username as well".into());
+            }
+            if let Some(pf) = &m.password_file {
+                if !pf.is_file() {
+                    add(
+                        "mqtt.password_file",
+                        format!("{} does not exist or is not a file", pf.display()),
+                    );
+                }
+            }
+        }
+        if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            add(
+                "web.listen",
+                format!(
+                    "`{}` is not an address:port such as \"0.0.0.0:8080\"",
+                    self.web.listen
+                ),
+            );
+        }
+        if self.policy.callback_due.0 < Duration::from_secs(1) {
+            add("policy.callback_due", "must be at least 1s".into());
+        }
+        p
+    }
+
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.site
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    pub fn topic_prefix(&self) -> String {
+        let base = self
+            .mqtt
+            .as_ref()
+            .map(|m| m.topic_prefix.clone())
+            .unwrap_or_else(default_topic_prefix);
+        format!("{base}/{}", self.site.id)
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Turns a TOML/serde error into problems with a dotted key. toml reports only the first error, so we remove the
+/// offending key and parse again until the rest parses, then add the semantic problems: one run lists them all.
+fn toml_problems(text: &str, first: toml::de::Error) -> Vec<Problem> {
+    let mut doc: toml::Value = match text.parse() {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Problem {
+                key: "(file)".into(),
+                message: format!("not valid TOML: {}", e.message().trim()),
+            }]
+        }
+    };
+    let mut problems = Vec::new();
+    let mut current = text.to_string();
+    let mut err = first;
+    for _ in 0..64 {
+        let msg = err.message().trim().to_string();
+        let key = err
+            .span()
+            .and_then(|sp| key_at(&current, sp.start))
+            .unwrap_or_else(|| "(file)".into());
+        let unknown = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string);
+        let key = match &unknown {
+            Some(u) if !key.ends_with(u.as_str()) => format!("{key}.{u}"),
+            _ => key,
+        };
+        let message = match &unknown {
+            Some(_) => {
+                let expected = msg.split("expected").nth(1).map(str::trim).unwrap_or("");
+                format!("unknown key (expected one of {expected})")
+            }
+            None => msg,
+        };
+        let removed = remove_key(&mut doc, &key);
+        problems.push(Problem { key, message });
+        if !removed {
+            return problems;
+        }
+        current = toml::to_string(&doc).unwrap_or_default();
+        match toml::from_str::<Config>(&current) {
+            Ok(cfg) => {
+                problems.extend(cfg.validate());
+                return problems;
+            }
+            Err(e) => err = e,
+        }
+    }
+    problems
+}
+
+/// Removes a dotted key like `line[0].speed` from a TOML document; false when it isn't there.
+fn remove_key(doc: &mut toml::Value, key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut cur = doc;
+    for (n, part) in parts.iter().enumerate() {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*part, None),
+        };
+        let last = n + 1 == parts.len();
+        let table = match cur.as_table_mut() {
+            Some(t) => t,
+            None => return false,
+        };
+        if last && index.is_none() {
+            return table.remove(name).is_some();
+        }
+        let next = match table.get_mut(name) {
+            Some(v) => v,
+            None => return false,
+        };
+        cur = match index {
+            Some(i) => match next.as_array_mut().and_then(|a| a.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            None => next,
+        };
+        if last {
+            // `line[2]` itself: remove the element
+            return false;
+        }
+    }
+    false
+}
+
+/// The dotted key (`line[1].ring_timeout`) of the TOML text at byte offset `pos`, found by walking the table headers
+/// and key lines before it.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut offset = 0;
+    let mut key_here = None;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = h.trim().to_string();
+            let n = counts.entry(h.clone()).or_insert(0);
+            table = format!("{h}[{n}]");
+            *n += 1;
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = h.trim().to_string();
+        }
+        if pos >= start && pos < offset.max(start + 1) {
+            if !t.starts_with('[') {
+                key_here = t
+                    .split('=')
+                    .next()
+                    .map(|k| k.trim().trim_matches('"').to_string());
+            }
+            break;
+        }
+    }
+    let table = if table.is_empty() { None } else { Some(table) };
+    match (table, key_here) {
+        (Some(t), Some(k)) if !k.is_empty() => Some(format!("{t}.{k}")),
+        (Some(t), _) => Some(t),
+        (None, Some(k)) if !k.is_empty() => Some(k),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[site]
+id = "hq"
+[[line]]
+id = "line1"
+kind = "modem"
+device = "/dev/ttyACM0"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MIN).unwrap();
+        assert_eq!(c.lines[0].ring_timeout.0, Duration::from_secs(7));
+        assert_eq!(c.lines[0].init, default_init());
+        assert_eq!(c.policy.callback_due.0, Duration::from_secs(86400));
+        assert_eq!(c.policy.unknown_outcome, UnknownOutcome::Review);
+        assert!(c.mqtt.is_none());
+        assert_eq!(c.topic_prefix(), "linekeeper/hq");
+    }
+
+    #[test]
+    fn durations_as_people_write_them() {
+        let c = Config::parse(&format!(
+            "{MIN}ring_timeout = \"90s\"\n[policy]\ncallback_due = \"1h 30m\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.lines[0].ring_timeout.0, Duration::from_secs(90));
+        assert_eq!(c.policy.callback_due.0, Duration::from_secs(5400));
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let text = r#"
+[site]
+id = "HQ!"
+timezone = "Mars/Base"
+colour = "red"
+[[line]]
+id = "line1"
+kind = "modem"
+device = "/dev/x"
+speed = 9600
+[[line]]
+id = "line1"
+kind = "sip"
+[policy]
+callback_due = "soon"
+"#;
+        let problems = Config::parse(text).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for want in ["site.colour", "line[0].speed", "policy.callback_due"] {
+            assert!(keys.contains(&want), "{want} missing in {problems:?}");
+        }
+        assert!(problems
+            .iter()
+            .any(|p| p.key == "policy.callback_due" && p.message.contains("soon")));
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let text = r#"
+[site]
+id = "HQ!"
+timezone = "Mars/Base"
+[[line]]
+id = "line1"
+kind = "modem"
+device = ""
+[[line]]
+id = "line1"
+kind = "sip"
+[web]
+listen = "nowhere"
+"#;
+        let problems = Config::parse(text).unwrap_err();
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "site.id",
+                "site.timezone",
+                "line[0].device",
+                "line[1].id",
+                "line[1].kind",
+                "web.listen"
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_toml_is_one_clear_problem() {
+        let problems = Config::parse("[site\nid=").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../../config/linekeeper.example.toml");
+        let c = Config::parse(text).unwrap_or_else(|p| panic!("example config invalid: {p:?}"));
+        assert!(!c.lines.is_empty());
+        assert!(c.mqtt.is_some());
+    }
+}

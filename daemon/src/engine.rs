@@ -1,0 +1,872 @@
+//! The core: one task owns the call trackers, the task indexes, the sequence counter and all writes to the store.
+//! Line adapters and the web send it inputs over a bounded channel; it applies them, commits (flushes) the change,
+//! and only then publishes the events (SSE broadcast, MQTT via the outbox watermark) and the new snapshot.
+//!
+//! Inputs that queue up while a commit runs are applied together and committed once (group commit).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, TimeZone};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::metrics::{inc, Metrics};
+use crate::model::{
+    id_floor, new_id, rfc3339_local, Alert, Call, Direction, Event, LineState, Outcome,
+    QueueSummary, Subject, Task, TaskKind, Time,
+};
+use crate::store::{Change, Store, StoreError};
+use crate::tasks::{self, ActionError};
+use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
+
+/// Largest number of inputs applied in one commit.
+const MAX_BATCH: usize = 256;
+
+pub enum Input {
+    Line {
+        line: String,
+        input: LineInput,
+    },
+    CloseTask {
+        id: String,
+        by: Option<String>,
+        note: Option<String>,
+        reply: oneshot::Sender<Result<Task, ActionError>>,
+    },
+}
+
+/// What the outputs see: line states and the queue summary, replaced as a whole on every change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub lines: Vec<LineState>,
+    pub queue: QueueSummary,
+    /// The last `seq` committed to the outbox.
+    pub last_seq: u64,
+    pub store_ok: bool,
+}
+
+/// A cloneable handle to the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Input>,
+    pub snapshot: watch::Receiver<Snapshot>,
+    pub events: broadcast::Sender<Arc<Event>>,
+}
+
+impl EngineHandle {
+    pub async fn line_input(&self, line: &str, input: LineInput) -> bool {
+        self.tx
+            .send(Input::Line {
+                line: line.to_string(),
+                input,
+            })
+            .await
+            .is_ok()
+    }
+
+    pub async fn close_task(
+        &self,
+        id: &str,
+        by: Option<String>,
+        note: Option<String>,
+    ) -> Result<Task, ActionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::CloseTask {
+                id: id.to_string(),
+                by,
+                note,
+                reply,
+            })
+            .await
+            .map_err(|_| ActionError::ShuttingDown)?;
+        rx.await.map_err(|_| ActionError::ShuttingDown)?
+    }
+}
+
+/// Today's figures for the queue summary (site-local day).
+#[derive(Debug, Default)]
+struct Today {
+    date: Option<NaiveDate>,
+    offered: u64,
+    answered: u64,
+    missed: u64,
+    unknown: u64,
+    within_target: u64,
+    wait_sum: f64,
+}
+
+impl Today {
+    fn count(&mut self, call: &Call, answer_target: f64) {
+        if call.direction != Direction::In {
+            return;
+        }
+        self.offered += 1;
+        match call.outcome {
+            Some(Outcome::Answered) => {
+                self.answered += 1;
+                let w = call.wait_s.unwrap_or(0.0);
+                self.wait_sum += w;
+                if w <= answer_target {
+                    self.within_target += 1;
+                }
+            }
+            Some(Outcome::Missed) => self.missed += 1,
+            _ => self.unknown += 1,
+        }
+    }
+}
+
+pub struct Engine {
+    cfg: Arc<Config>,
+    tz: chrono_tz::Tz,
+    store: Store,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    trackers: BTreeMap<String, CallTracker>,
+    /// Lines whose loss was alerted and not yet cleared.
+    alerted_down: BTreeSet<String>,
+    next_seq: u64,
+    /// Open callback/review tasks by caller number.
+    open_by_number: HashMap<String, String>,
+    /// Open tasks not yet overdue, by deadline.
+    due: BTreeSet<(Time, String)>,
+    open_count: u64,
+    overdue_count: u64,
+    today: Today,
+    /// The change being built; cleared only once it is on disk.
+    change: Change,
+    /// Tasks changed in the current change, newer than the store's copy.
+    dirty_tasks: HashMap<String, Task>,
+    replies: Vec<(
+        oneshot::Sender<Result<Task, ActionError>>,
+        Result<Task, ActionError>,
+    )>,
+    store_ok: bool,
+    rx: mpsc::Receiver<Input>,
+    snapshot_tx: watch::Sender<Snapshot>,
+    events_tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Engine {
+    /// Builds the engine from the store: recovers the sequence counter, closes calls left open by a crash as
+    /// `interrupted`, and indexes the open tasks.
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Store,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Engine, EngineHandle), StoreError> {
+        let now = clock.now();
+        let (tx, rx) = mpsc::channel(1024);
+        let (snapshot_tx, snapshot) = watch::channel(Snapshot::default());
+        let (events_tx, _) = broadcast::channel(1024);
+        let trackers = cfg
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.id.clone(),
+                    CallTracker::new(&l.id, l.answer_detect, l.ring_timeout.0, now.wall),
+                )
+            })
+            .collect();
+        let mut e = Engine {
+            tz: cfg.timezone(),
+            cfg,
+            next_seq: store.next_seq()?,
+            store,
+            clock,
+            metrics,
+            trackers,
+            alerted_down: BTreeSet::new(),
+            open_by_number: HashMap::new(),
+            due: BTreeSet::new(),
+            open_count: 0,
+            overdue_count: 0,
+            today: Today::default(),
+            change: Change::default(),
+            dirty_tasks: HashMap::new(),
+            replies: Vec::new(),
+            store_ok: true,
+            rx,
+            snapshot_tx,
+            events_tx: events_tx.clone(),
+        };
+        for t in e.store.open_tasks()? {
+            e.index_open(&t);
+        }
+        for mut c in e.store.open_calls()? {
+            info!(call = %c.id, line = %c.line, "closing a call left open by the last run as interrupted");
+            c.ended_at = Some(now.wall);
+            c.outcome = Some(Outcome::Interrupted);
+            inc(&e.metrics.calls_interrupted);
+            e.record_call(CallEventKind::Ended, c, now.wall);
+        }
+        e.rebuild_today(now.wall)?;
+        e.commit();
+        e.publish_snapshot();
+        let handle = EngineHandle {
+            tx,
+            snapshot,
+            events: events_tx,
+        };
+        Ok((e, handle))
+    }
+
+    fn index_open(&mut self, t: &Task) {
+        self.open_count += 1;
+        if t.overdue {
+            self.overdue_count += 1;
+        } else {
+            self.due.insert((t.due_at, t.id.clone()));
+        }
+        if let Some(n) = &t.number {
+            self.open_by_number.insert(n.clone(), t.id.clone());
+        }
+    }
+
+    fn unindex(&mut self, t: &Task) {
+        self.open_count = self.open_count.saturating_sub(1);
+        if t.overdue {
+            self.overdue_count = self.overdue_count.saturating_sub(1);
+        }
+        self.due.remove(&(t.due_at, t.id.clone()));
+        if let Some(n) = &t.number {
+            if self.open_by_number.get(n) == Some(&t.id) {
+                self.open_by_number.remove(n);
+            }
+        }
+    }
+
+    fn local_date(&self, t: Time) -> NaiveDate {
+        t.with_timezone(&self.tz).date_naive()
+    }
+
+    fn rebuild_today(&mut self, now: Time) -> Result<(), StoreError> {
+        let date = self.local_date(now);
+        let start = self
+            .tz
+            .from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or(now);
+        let target = self.cfg.policy.answer_target.0.as_secs_f64();
+        let mut today = Today {
+            date: Some(date),
+            ..Default::default()
+        };
+        self.store.for_each_call(&id_floor(start), "~", |c| {
+            if c.ended_at.is_some() {
+                today.count(&c, target);
+            }
+        })?;
+        self.today = today;
+        Ok(())
+    }
+
+    fn next_midnight(&self, now: Time) -> Time {
+        let tomorrow = self.local_date(now).succ_opt().unwrap_or_default();
+        self.tz
+            .from_local_datetime(&tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or(now + chrono::Duration::hours(24))
+    }
+
+    /// The next moment a timer must fire: a line's ring timeout, a task deadline or midnight (for the day's
+    /// figures). Nothing else wakes the engine, so an idle box runs no timers but the daily one.
+    fn next_wakeup(&self, now: Now) -> Instant {
+        let mut at = wall_to_mono(now, self.next_midnight(now.wall));
+        for t in self.trackers.values() {
+            if let Some(d) = t.deadline() {
+                at = at.min(d);
+            }
+        }
+        if let Some((due, _)) = self.due.first() {
+            at = at.min(wall_to_mono(now, *due));
+        }
+        at
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let wake = self.next_wakeup(self.clock.now());
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.apply(msg);
+                    // Group commit: take what queued up meanwhile, then flush once.
+                    let mut n = 1;
+                    while n < MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(m) => { self.apply(m); n += 1; }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            self.on_timers();
+            self.commit();
+            self.publish_snapshot();
+        }
+        info!("engine stopped");
+    }
+
+    fn apply(&mut self, msg: Input) {
+        let now = self.clock.now();
+        match msg {
+            Input::Line { line, input } => self.line_input(&line, input, now),
+            Input::CloseTask {
+                id,
+                by,
+                note,
+                reply,
+            } => {
+                let r = self.close_task(&id, by, note, now.wall);
+                self.replies.push((reply, r));
+            }
+        }
+    }
+
+    fn line_input(&mut self, line: &str, input: LineInput, now: Now) {
+        let Some(tracker) = self.trackers.get_mut(line) else {
+            warn!(line, "input for a line that is not configured; ignored");
+            return;
+        };
+        let was_up = tracker.is_link_up();
+        let down_reason = match &input {
+            LineInput::LinkDown { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        let transitions = tracker.on_input(input, now);
+        let is_up = tracker.is_link_up();
+        for t in transitions {
+            self.call_transition(t.kind, t.call, now.wall);
+        }
+        if let Some(reason) = down_reason {
+            if (was_up || !self.alerted_down.contains(line))
+                && self.alerted_down.insert(line.to_string())
+            {
+                self.alert(
+                    "line_down",
+                    "critical",
+                    format!("line {line} is down: {reason}"),
+                    Some(line),
+                    None,
+                    now.wall,
+                );
+            }
+        } else if is_up && !was_up && self.alerted_down.remove(line) {
+            self.alert(
+                "line_up",
+                "info",
+                format!("line {line} is back up"),
+                Some(line),
+                None,
+                now.wall,
+            );
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = self.clock.now();
+        let mut transitions = Vec::new();
+        for t in self.trackers.values_mut() {
+            if t.deadline().is_some_and(|d| d <= now.mono) {
+                transitions.extend(t.on_timer(now));
+            }
+        }
+        for t in transitions {
+            self.call_transition(t.kind, t.call, now.wall);
+        }
+        while let Some((due, id)) = self.due.first().cloned() {
+            if due > now.wall {
+                break;
+            }
+            self.due.pop_first();
+            match self.load_task(&id) {
+                Some(mut task) if task.state == crate::model::TaskState::Open && !task.overdue => {
+                    tasks::mark_overdue(&mut task, now.wall);
+                    self.overdue_count += 1;
+                    self.alert(
+                        "task_overdue",
+                        "warning",
+                        format!(
+                            "{} task {} passed its deadline",
+                            kind_name(task.kind),
+                            task.id
+                        ),
+                        None,
+                        Some(&task),
+                        now.wall,
+                    );
+                    self.record_task("task.overdue", task, now.wall);
+                }
+                _ => {}
+            }
+        }
+        if self.today.date != Some(self.local_date(now.wall)) {
+            if let Err(e) = self.rebuild_today(now.wall) {
+                error!(error = %e, "cannot rebuild today's figures from the store");
+            }
+        }
+    }
+
+    fn call_transition(&mut self, kind: CallEventKind, call: Call, now: Time) {
+        if kind == CallEventKind::Ended {
+            let m = &self.metrics;
+            match call.outcome {
+                Some(Outcome::Answered) => inc(&m.calls_answered),
+                Some(Outcome::Missed) => inc(&m.calls_missed),
+                Some(Outcome::Interrupted) => inc(&m.calls_interrupted),
+                _ => inc(&m.calls_unknown),
+            }
+            self.today
+                .count(&call, self.cfg.policy.answer_target.0.as_secs_f64());
+            info!(call = %call.id, line = %call.line, outcome = ?call.outcome, rings = call.rings, "call ended");
+            self.record_call(kind, call.clone(), now);
+            self.open_or_update_task(&call, now);
+        } else {
+            self.record_call(kind, call, now);
+        }
+    }
+
+    fn open_or_update_task(&mut self, call: &Call, now: Time) {
+        let Some(kind) = tasks::kind_for(call, self.cfg.policy.unknown_outcome) else {
+            return;
+        };
+        let Some(number) = call.number.clone() else {
+            return;
+        };
+        let existing = self
+            .open_by_number
+            .get(&number)
+            .cloned()
+            .and_then(|id| self.load_task(&id));
+        match existing {
+            Some(mut task) => {
+                tasks::add_attempt(&mut task, call, kind, now);
+                self.record_task("task.updated", task, now);
+            }
+            None => {
+                let due = now
+                    + chrono::Duration::from_std(self.cfg.policy.callback_due.0)
+                        .unwrap_or(chrono::Duration::hours(24));
+                let task = tasks::new_task(call, kind, due, now);
+                self.index_open(&task);
+                self.record_task("task.created", task, now);
+            }
+        }
+    }
+
+    fn close_task(
+        &mut self,
+        id: &str,
+        by: Option<String>,
+        note: Option<String>,
+        now: Time,
+    ) -> Result<Task, ActionError> {
+        let mut task = self
+            .load_task(id)
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+        tasks::close(&mut task, by, note, now)?;
+        // The index holds the pre-close copy (same due, overdue flag and number).
+        self.unindex(&task);
+        info!(task = %task.id, by = ?task.closed_by, "task done");
+        self.record_task("task.done", task.clone(), now);
+        Ok(task)
+    }
+
+    fn load_task(&self, id: &str) -> Option<Task> {
+        if let Some(t) = self.dirty_tasks.get(id) {
+            return Some(t.clone());
+        }
+        match self.store.task(id) {
+            Ok(t) => t,
+            Err(e) => {
+                error!(task = id, error = %e, "cannot read task");
+                None
+            }
+        }
+    }
+
+    fn event(&mut self, kind: &str, subject: Subject, now: Time) -> Event {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Event {
+            event_id: new_id(now),
+            seq,
+            kind: kind.to_string(),
+            at: rfc3339_local(now, self.tz),
+            subject,
+        }
+    }
+
+    fn record_call(&mut self, kind: CallEventKind, call: Call, now: Time) {
+        self.change.calls.push(call.clone());
+        let e = self.event(kind.as_type(), Subject::Call { call }, now);
+        self.change.events.push(e);
+    }
+
+    fn record_task(&mut self, kind: &str, task: Task, now: Time) {
+        self.dirty_tasks.insert(task.id.clone(), task.clone());
+        let e = self.event(kind, Subject::Task { task }, now);
+        self.change.events.push(e);
+    }
+
+    fn alert(
+        &mut self,
+        rule: &str,
+        level: &str,
+        message: String,
+        line: Option<&str>,
+        task: Option<&Task>,
+        now: Time,
+    ) {
+        warn!(rule, level, "{message}");
+        let alert = Alert {
+            rule: rule.into(),
+            level: level.into(),
+            message,
+            line: line.map(str::to_string),
+            task_id: task.map(|t| t.id.clone()),
+            due_at: task.map(|t| t.due_at),
+        };
+        let e = self.event(&format!("alert.{rule}"), Subject::Alert { alert }, now);
+        self.change.events.push(e);
+    }
+
+    /// Writes the pending change and flushes it; then, and only then, answers requests and publishes events.
+    fn commit(&mut self) {
+        if self.change.is_empty() && self.dirty_tasks.is_empty() && self.replies.is_empty() {
+            return;
+        }
+        self.change.tasks = self.dirty_tasks.values().cloned().collect();
+        let started = std::time::Instant::now();
+        match self.store.commit(&self.change, self.next_seq) {
+            Ok(()) => {
+                inc(&self.metrics.commits);
+                self.metrics.commit_micros.fetch_add(
+                    started.elapsed().as_micros() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                self.store_ok = true;
+                let change = std::mem::take(&mut self.change);
+                self.dirty_tasks.clear();
+                self.metrics.events_committed.fetch_add(
+                    change.events.len() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                for (reply, r) in self.replies.drain(..) {
+                    let _ = reply.send(r);
+                }
+                for e in change.events {
+                    let _ = self.events_tx.send(Arc::new(e));
+                }
+            }
+            Err(e) => {
+                // Keep the change and try again with the next one; nothing is published meanwhile.
+                inc(&self.metrics.commit_errors);
+                error!(error = %e, "store commit failed; events are held back until the store accepts them");
+                self.store_ok = false;
+                for (reply, _) in self.replies.drain(..) {
+                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn publish_snapshot(&self) {
+        let queue = QueueSummary {
+            ringing: self
+                .trackers
+                .values()
+                .filter(|t| t.state().state == crate::model::LineStatus::Ringing)
+                .count() as u32,
+            talking: self
+                .trackers
+                .values()
+                .filter(|t| t.state().state == crate::model::LineStatus::Offhook)
+                .count() as u32,
+            open_tasks: self.open_count,
+            overdue_tasks: self.overdue_count,
+            agents_available: None,
+            date: self.today.date.map(|d| d.to_string()).unwrap_or_default(),
+            offered: self.today.offered,
+            answered: self.today.answered,
+            missed: self.today.missed,
+            unknown: self.today.unknown,
+            service_level_pct: {
+                let known = self.today.answered + self.today.missed;
+                (known > 0).then(|| round1(100.0 * self.today.within_target as f64 / known as f64))
+            },
+            asa_s: (self.today.answered > 0)
+                .then(|| round1(self.today.wait_sum / self.today.answered as f64)),
+        };
+        let snap = Snapshot {
+            lines: self.trackers.values().map(|t| t.state()).collect(),
+            queue,
+            last_seq: self.next_seq.saturating_sub(1),
+            store_ok: self.store_ok,
+        };
+        self.snapshot_tx.send_if_modified(|old| {
+            if *old == snap {
+                false
+            } else {
+                *old = snap;
+                true
+            }
+        });
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn kind_name(k: TaskKind) -> &'static str {
+    match k {
+        TaskKind::Callback => "callback",
+        TaskKind::Review => "review",
+    }
+}
+
+/// The monotonic instant at which the wall clock will read `at` (now, if that is past).
+fn wall_to_mono(now: Now, at: Time) -> Instant {
+    let d = (at - now.wall).to_std().unwrap_or(Duration::ZERO);
+    now.mono + d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LineStatus, TaskState};
+    use crate::tracker::CallerNumber;
+    use chrono::Utc;
+
+    const CFG: &str = r#"
+[site]
+id = "hq"
+[[line]]
+id = "line1"
+kind = "modem"
+device = "/dev/null"
+answer_detect = true
+ring_timeout = "5s"
+[policy]
+callback_due = "2h"
+"#;
+
+    struct Rig {
+        handle: EngineHandle,
+        events: broadcast::Receiver<Arc<Event>>,
+        _dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    async fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cfg = Arc::new(Config::parse(CFG).unwrap());
+        let clock = Clock::anchored(Utc::now());
+        let (engine, handle) = Engine::new(cfg, store.clone(), clock, Default::default()).unwrap();
+        let events = handle.events.subscribe();
+        tokio::spawn(engine.run());
+        handle
+            .line_input("line1", LineInput::LinkUp { detail: None })
+            .await;
+        Rig {
+            handle,
+            events,
+            _dir: dir,
+            store,
+        }
+    }
+
+    impl Rig {
+        async fn next(&mut self) -> Event {
+            (*self.events.recv().await.unwrap()).clone()
+        }
+        async fn missed_call(&self, number: &str) {
+            let h = &self.handle;
+            h.line_input("line1", LineInput::Ring { label: None }).await;
+            h.line_input(
+                "line1",
+                LineInput::Number(CallerNumber::Known(number.into())),
+            )
+            .await;
+            h.line_input("line1", LineInput::Name("CALLER".into()))
+                .await;
+            tokio::time::sleep(Duration::from_secs(6)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn missed_call_opens_task_repeat_merges_deadline_alerts_once() {
+        let mut r = rig().await;
+        r.missed_call("13800138000").await;
+        let types: Vec<String> = [r.next().await, r.next().await, r.next().await]
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        assert_eq!(types, vec!["call.ringing", "call.ended", "task.created"]);
+        r.missed_call("13800138000").await;
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(r.next().await);
+        }
+        let ev = last.unwrap();
+        assert_eq!(ev.kind, "task.updated");
+        let Subject::Task { task } = &ev.subject else {
+            panic!()
+        };
+        assert_eq!(task.attempts, 2);
+        assert_eq!(task.call_ids.len(), 2);
+        let id = task.id.clone();
+        // the deadline (2h after the first call) passes: overdue once, with an alert
+        tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+        let a = r.next().await;
+        let o = r.next().await;
+        assert_eq!(a.kind, "alert.task_overdue");
+        assert_eq!(o.kind, "task.overdue");
+        tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+        assert!(r.events.try_recv().is_err(), "overdue is emitted once");
+        let snap = r.handle.snapshot.borrow().clone();
+        assert_eq!((snap.queue.open_tasks, snap.queue.overdue_tasks), (1, 1));
+        // close by the API path
+        let t = r
+            .handle
+            .close_task(&id, Some("alice".into()), Some("called".into()))
+            .await
+            .unwrap();
+        assert_eq!(t.state, TaskState::Done);
+        assert_eq!(r.next().await.kind, "task.done");
+        assert!(r.handle.close_task(&id, None, None).await.is_err());
+        let stored = r.store.task(&id).unwrap().unwrap();
+        assert_eq!(stored.state, TaskState::Done);
+        let snap = r.handle.snapshot.borrow().clone();
+        assert_eq!((snap.queue.open_tasks, snap.queue.overdue_tasks), (0, 0));
+        // seq strictly increasing with no gaps
+        let seqs: Vec<u64> = r
+            .store
+            .events_from(0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answered_call_counts_in_queue_and_opens_no_task() {
+        let mut r = rig().await;
+        let h = &r.handle;
+        h.line_input("line1", LineInput::Ring { label: None }).await;
+        h.line_input(
+            "line1",
+            LineInput::Number(CallerNumber::Known("10086".into())),
+        )
+        .await;
+        h.line_input("line1", LineInput::Name("X".into())).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        h.line_input("line1", LineInput::OffHook).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(h.snapshot.borrow().lines[0].state, LineStatus::Offhook);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        h.line_input("line1", LineInput::OnHook).await;
+        let kinds: Vec<String> = [r.next().await, r.next().await, r.next().await]
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        assert_eq!(kinds, vec!["call.ringing", "call.answered", "call.ended"]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let q = r.handle.snapshot.borrow().queue.clone();
+        assert_eq!(
+            (q.offered, q.answered, q.missed, q.open_tasks),
+            (1, 1, 0, 0)
+        );
+        assert_eq!(q.asa_s, Some(3.0));
+        assert_eq!(q.service_level_pct, Some(100.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn line_down_alerts_once_and_up_clears() {
+        let mut r = rig().await;
+        let h = &r.handle;
+        h.line_input(
+            "line1",
+            LineInput::LinkDown {
+                reason: "EOF".into(),
+            },
+        )
+        .await;
+        h.line_input(
+            "line1",
+            LineInput::LinkDown {
+                reason: "ENOENT".into(),
+            },
+        )
+        .await;
+        h.line_input("line1", LineInput::LinkUp { detail: None })
+            .await;
+        let a = r.next().await;
+        assert_eq!(a.kind, "alert.line_down");
+        assert_eq!(r.next().await.kind, "alert.line_up");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restart_closes_open_calls_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(Config::parse(CFG).unwrap());
+        let call_id;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let (engine, handle) = Engine::new(
+                cfg.clone(),
+                store,
+                Clock::anchored(Utc::now()),
+                Default::default(),
+            )
+            .unwrap();
+            let mut ev = handle.events.subscribe();
+            let task = tokio::spawn(engine.run());
+            handle
+                .line_input("line1", LineInput::LinkUp { detail: None })
+                .await;
+            handle
+                .line_input("line1", LineInput::Ring { label: None })
+                .await;
+            handle.line_input("line1", LineInput::OffHook).await;
+            let e = ev.recv().await.unwrap();
+            let Subject::Call { call } = &e.subject else {
+                panic!()
+            };
+            call_id = call.id.clone();
+            assert_eq!(ev.recv().await.unwrap().kind, "call.answered");
+            task.abort();
+            let _ = task.await;
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let before = store.next_seq().unwrap();
+        let (_engine, _h) = Engine::new(
+            cfg,
+            store.clone(),
+            Clock::anchored(Utc::now()),
+            Default::default(),
+        )
+        .unwrap();
+        let c = store.call(&call_id).unwrap().unwrap();
+        assert_eq!(c.outcome, Some(Outcome::Interrupted));
+        let evs = store.events_from(before, 10).unwrap();
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].kind, "call.ended");
+        assert!(store.open_calls().unwrap().is_empty());
+    }
+}

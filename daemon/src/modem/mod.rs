@@ -1,0 +1,5 @@
+//! Caller-ID modem support: line parsing and a simulated modem.
+
+pub mod link;
+pub mod parser;
+pub mod sim;

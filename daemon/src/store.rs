@@ -1,0 +1,495 @@
+//! The durable store. Every sled call of the daemon lives in this module, so the engine could be replaced.
+//!
+//! Trees: `calls` and `tasks` (key: the ULID id, so keys sort by time), `open_calls` and `open_tasks` (indexes of
+//! what is still open), `outbox` (key: the event `seq`, big-endian), `meta` (schema version, next seq, the seq MQTT
+//! has acknowledged), `tokens` (key: SHA-256 of an API token).
+//!
+//! A [`Change`] is written in one transaction over all trees and then flushed to disk before `commit` returns, so
+//! nothing is published or acknowledged before it is durable.
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::model::{Call, Event, Task, Time};
+
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another linekeeper process (is the daemon running?)"
+    )]
+    Locked { path: PathBuf },
+    #[error("the store at {path} cannot be opened: {source}; check the path and its permissions")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store write failed: {0}; check free disk space and the disk's health")]
+    Write(String),
+    #[error("store read failed: {0}")]
+    Read(#[from] sled::Error),
+    #[error("record {tree}/{key} is unreadable: {source}")]
+    Corrupt {
+        tree: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("the store at {path} has schema version {found}, newer than this linekeeper understands ({SCHEMA_VERSION}); upgrade linekeeper")]
+    TooNew { path: PathBuf, found: u64 },
+}
+
+/// Everything one step of the engine changes, written atomically.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub calls: Vec<Call>,
+    pub tasks: Vec<Task>,
+    pub events: Vec<Event>,
+}
+
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty() && self.tasks.is_empty() && self.events.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub name: String,
+    pub created_at: Time,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    calls: sled::Tree,
+    tasks: sled::Tree,
+    open_calls: sled::Tree,
+    open_tasks: sled::Tree,
+    outbox: sled::Tree,
+    meta: sled::Tree,
+    tokens: sled::Tree,
+    path: PathBuf,
+}
+
+const NEXT_SEQ: &[u8] = b"next_seq";
+const MQTT_ACKED: &[u8] = b"mqtt_acked";
+const SCHEMA: &[u8] = b"schema_version";
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn from_be(v: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = v.len().min(8);
+    b[8 - n..].copy_from_slice(&v[v.len() - n..]);
+    u64::from_be_bytes(b)
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own plain data structs cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            // Small boards: a modest cache; we flush ourselves, so no background flusher timer either.
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|source| {
+                if source.to_string().contains("could not acquire lock") {
+                    StoreError::Locked {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                }
+            })?;
+        let tree = |name: &str| db.open_tree(name);
+        let store = Store {
+            calls: tree("calls")?,
+            tasks: tree("tasks")?,
+            open_calls: tree("open_calls")?,
+            open_tasks: tree("open_tasks")?,
+            outbox: tree("outbox")?,
+            meta: tree("meta")?,
+            tokens: tree("tokens")?,
+            db,
+            path: path.to_path_buf(),
+        };
+        match store.meta.get(SCHEMA)? {
+            Some(v) if from_be(&v) > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    found: from_be(&v),
+                })
+            }
+            Some(_) => {}
+            None => {
+                store.meta.insert(SCHEMA, &be(SCHEMA_VERSION))?;
+                store.flush()?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|e| StoreError::Write(e.to_string()))
+    }
+
+    /// Writes a change atomically and flushes it to disk. `next_seq` is the sequence number after the change's last
+    /// event.
+    pub fn commit(&self, change: &Change, next_seq: u64) -> Result<(), StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let trees = (
+            &self.calls,
+            &self.tasks,
+            &self.open_calls,
+            &self.open_tasks,
+            &self.outbox,
+            &self.meta,
+        );
+        let r: Result<(), TransactionError<()>> =
+            trees.transaction(|(calls, tasks, open_calls, open_tasks, outbox, meta)| {
+                for c in &change.calls {
+                    calls.insert(c.id.as_bytes(), json(c))?;
+                    if c.ended_at.is_none() {
+                        open_calls.insert(c.id.as_bytes(), &[])?;
+                    } else {
+                        open_calls.remove(c.id.as_bytes())?;
+                    }
+                }
+                for t in &change.tasks {
+                    tasks.insert(t.id.as_bytes(), json(t))?;
+                    if t.state == crate::model::TaskState::Open {
+                        open_tasks.insert(t.id.as_bytes(), &[])?;
+                    } else {
+                        open_tasks.remove(t.id.as_bytes())?;
+                    }
+                }
+                for e in &change.events {
+                    outbox.insert(&be(e.seq), json(e))?;
+                }
+                meta.insert(NEXT_SEQ, &be(next_seq))?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        r.map_err(|e| StoreError::Write(format!("{e:?}")))?;
+        self.flush()
+    }
+
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.meta.get(NEXT_SEQ)?.map(|v| from_be(&v)).unwrap_or(1))
+    }
+
+    fn decode<T: DeserializeOwned>(
+        tree: &'static str,
+        key: &[u8],
+        v: &[u8],
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(v).map_err(|source| StoreError::Corrupt {
+            tree,
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        })
+    }
+
+    pub fn call(&self, id: &str) -> Result<Option<Call>, StoreError> {
+        self.calls
+            .get(id.as_bytes())?
+            .map(|v| Self::decode("calls", id.as_bytes(), &v))
+            .transpose()
+    }
+
+    pub fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        self.tasks
+            .get(id.as_bytes())?
+            .map(|v| Self::decode("tasks", id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Calls whose id lies in `[from_id, to_id)`, newest first, that pass `keep`, at most `limit`.
+    pub fn calls_newest_first(
+        &self,
+        from_id: &str,
+        to_id: &str,
+        limit: usize,
+        mut keep: impl FnMut(&Call) -> bool,
+    ) -> Result<Vec<Call>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()).rev() {
+            let (k, v) = kv?;
+            let c: Call = Self::decode("calls", &k, &v)?;
+            if keep(&c) {
+                out.push(c);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits calls in `[from_id, to_id)`, oldest first.
+    pub fn for_each_call(
+        &self,
+        from_id: &str,
+        to_id: &str,
+        mut f: impl FnMut(Call),
+    ) -> Result<(), StoreError> {
+        for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
+            let (k, v) = kv?;
+            f(Self::decode("calls", &k, &v)?);
+        }
+        Ok(())
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn open_calls(&self) -> Result<Vec<Call>, StoreError> {
+        self.via_index(&self.open_calls, |id| self.call(id))
+    }
+
+    pub fn open_tasks(&self) -> Result<Vec<Task>, StoreError> {
+        self.via_index(&self.open_tasks, |id| self.task(id))
+    }
+
+    fn via_index<T>(
+        &self,
+        index: &sled::Tree,
+        get: impl Fn(&str) -> Result<Option<T>, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        for k in index.iter().keys() {
+            let k = k?;
+            if let Some(t) = get(&String::from_utf8_lossy(&k))? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tasks, newest first, that pass `keep`, at most `limit`.
+    pub fn tasks_newest_first(
+        &self,
+        limit: usize,
+        mut keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tasks.iter().rev() {
+            let (k, v) = kv?;
+            let t: Task = Self::decode("tasks", &k, &v)?;
+            if keep(&t) {
+                out.push(t);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events with `seq >= from`, in order, at most `limit`.
+    pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.outbox.range(be(from)..).take(limit) {
+            let (k, v) = kv?;
+            out.push(Self::decode("outbox", &k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The highest `seq` the broker has acknowledged (0: none).
+    pub fn mqtt_acked(&self) -> Result<u64, StoreError> {
+        Ok(self.meta.get(MQTT_ACKED)?.map(|v| from_be(&v)).unwrap_or(0))
+    }
+
+    /// Records the broker's acknowledgement up to `seq` and drops outbox events older than `seq - keep` (kept a while
+    /// for SSE clients that resume with Last-Event-ID). Not flushed at once: losing it only re-sends events, which
+    /// carry the same `event_id`.
+    pub fn set_mqtt_acked(&self, seq: u64, keep: u64) -> Result<(), StoreError> {
+        self.meta.insert(MQTT_ACKED, &be(seq))?;
+        self.prune_outbox(seq.saturating_sub(keep))
+    }
+
+    /// Removes outbox events with `seq < below`.
+    pub fn prune_outbox(&self, below: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.outbox.range(..be(below)).keys() {
+            batch.remove(k?);
+            n += 1;
+        }
+        if n > 0 {
+            self.outbox
+                .apply_batch(batch)
+                .map_err(|e| StoreError::Write(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    pub fn add_token(&self, hash: &str, rec: &TokenRecord) -> Result<(), StoreError> {
+        self.tokens
+            .insert(hash.as_bytes(), json(rec))
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.flush()
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.tokens
+            .get(hash.as_bytes())?
+            .map(|v| Self::decode("tokens", hash.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Bytes on disk (for /metrics and health).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// A cheap read that fails when the store is unusable.
+    pub fn check(&self) -> Result<(), StoreError> {
+        self.meta.get(SCHEMA)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use chrono::Utc;
+
+    fn call(id: &str, ended: bool) -> Call {
+        Call {
+            id: id.into(),
+            line: "line1".into(),
+            direction: Direction::In,
+            number: Some("1".into()),
+            number_status: NumberStatus::Known,
+            name: None,
+            started_at: Utc::now(),
+            answered_at: None,
+            ended_at: ended.then(Utc::now),
+            rings: 1,
+            wait_s: None,
+            talk_s: None,
+            outcome: None,
+            agent: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn commit_reopen_and_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.next_seq().unwrap(), 1);
+            let ch = Change {
+                calls: vec![call("A", false), call("B", true)],
+                ..Default::default()
+            };
+            s.commit(&ch, 5).unwrap();
+            assert!(matches!(
+                Store::open(dir.path()),
+                Err(StoreError::Locked { .. })
+            ));
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.next_seq().unwrap(), 5);
+        let open: Vec<String> = s.open_calls().unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(open, vec!["A"]);
+        s.commit(
+            &Change {
+                calls: vec![call("A", true)],
+                ..Default::default()
+            },
+            5,
+        )
+        .unwrap();
+        assert!(s.open_calls().unwrap().is_empty());
+        let all = s.calls_newest_first("", "~", 10, |_| true).unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            vec!["B", "A"]
+        );
+    }
+
+    #[test]
+    fn outbox_order_ack_and_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let ev = |seq| Event {
+            event_id: format!("e{seq}"),
+            seq,
+            kind: "call.ringing".into(),
+            at: Utc::now().fixed_offset(),
+            subject: Subject::Call {
+                call: call("A", false),
+            },
+        };
+        // 256 and 1 sort correctly only with big-endian keys
+        s.commit(
+            &Change {
+                events: vec![ev(1), ev(2), ev(256)],
+                ..Default::default()
+            },
+            257,
+        )
+        .unwrap();
+        let seqs: Vec<u64> = s
+            .events_from(2, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![2, 256]);
+        s.set_mqtt_acked(256, 1).unwrap();
+        assert_eq!(s.mqtt_acked().unwrap(), 256);
+        let seqs: Vec<u64> = s
+            .events_from(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![256]);
+    }
+
+    #[test]
+    fn tokens_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.add_token(
+            "abc",
+            &TokenRecord {
+                name: "ha".into(),
+                created_at: Utc::now(),
+            },
+        )
+        .unwrap();
+        assert_eq!(s.token("abc").unwrap().unwrap().name, "ha");
+        assert!(s.token("abd").unwrap().is_none());
+    }
+}

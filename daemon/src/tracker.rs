@@ -1,0 +1,563 @@
+//! `CallTracker`: the pure per-line call state machine. Line inputs and the time go in; call transitions and the
+//! next deadline come out. No I/O, no clock of its own, so every path is unit-tested with explicit times.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::model::{new_id, Call, Direction, LineState, LineStatus, NumberStatus, Outcome, Time};
+
+/// The time an input happened: the wall clock for records, the monotonic clock for durations and deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub wall: Time,
+    pub mono: Instant,
+}
+
+/// What a line adapter reports. Adapters translate the outside world into these and know nothing else.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineInput {
+    Ring { label: Option<String> },
+    Number(CallerNumber),
+    Name(String),
+    Message(String),
+    OffHook,
+    OnHook,
+    LinkUp { detail: Option<String> },
+    LinkDown { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerNumber {
+    Known(String),
+    Withheld,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEventKind {
+    Ringing,
+    Answered,
+    Ended,
+}
+
+impl CallEventKind {
+    pub fn as_type(self) -> &'static str {
+        match self {
+            CallEventKind::Ringing => "call.ringing",
+            CallEventKind::Answered => "call.answered",
+            CallEventKind::Ended => "call.ended",
+        }
+    }
+}
+
+/// A call transition to record and publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallTransition {
+    pub kind: CallEventKind,
+    pub call: Call,
+}
+
+/// How long after the last caller-ID field a block without a NAME line counts as complete.
+pub const CID_SETTLE: Duration = Duration::from_millis(300);
+
+#[derive(Debug)]
+struct Active {
+    call: Call,
+    started: Instant,
+    /// The last RING or caller-ID line: ringing has stopped `ring_timeout` after it.
+    last_activity: Instant,
+    answered: Option<Instant>,
+    announced: bool,
+    has_name: bool,
+    settle_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct CallTracker {
+    line: String,
+    answer_detect: bool,
+    ring_timeout: Duration,
+    link_up: bool,
+    link_reason: Option<String>,
+    active: Option<Active>,
+    status: LineStatus,
+    since: Time,
+}
+
+impl CallTracker {
+    /// A tracker for a line whose link is not up yet.
+    pub fn new(line: &str, answer_detect: bool, ring_timeout: Duration, now: Time) -> Self {
+        CallTracker {
+            line: line.to_string(),
+            answer_detect,
+            ring_timeout,
+            link_up: false,
+            link_reason: Some("not opened yet".into()),
+            active: None,
+            status: LineStatus::Down,
+            since: now,
+        }
+    }
+
+    pub fn line(&self) -> &str {
+        &self.line
+    }
+
+    /// The earliest moment `on_timer` has something to do; `None` when idle (no timer needed).
+    pub fn deadline(&self) -> Option<Instant> {
+        let a = self.active.as_ref()?;
+        if a.answered.is_some() {
+            return None;
+        }
+        let ring_end = a.last_activity + self.ring_timeout;
+        Some(match a.settle_at {
+            Some(s) if !a.announced => s.min(ring_end),
+            _ => ring_end,
+        })
+    }
+
+    pub fn state(&self) -> LineState {
+        let a = self.active.as_ref();
+        LineState {
+            line: self.line.clone(),
+            state: self.status,
+            since: self.since,
+            call_id: a.map(|a| a.call.id.clone()),
+            number: a.and_then(|a| a.call.number.clone()),
+            name: a.and_then(|a| a.call.name.clone()),
+            rings: a.map(|a| a.call.rings).unwrap_or(0),
+            reason: if self.link_up {
+                None
+            } else {
+                self.link_reason.clone()
+            },
+        }
+    }
+
+    pub fn is_link_up(&self) -> bool {
+        self.link_up
+    }
+
+    pub fn on_input(&mut self, input: LineInput, now: Now) -> Vec<CallTransition> {
+        let mut out = Vec::new();
+        match input {
+            LineInput::Ring { .. } => {
+                let a = self.ensure_active(now, Direction::In);
+                if a.answered.is_none() {
+                    a.call.rings += 1;
+                    a.last_activity = now.mono;
+                    // Caller ID comes between ring 1 and ring 2, or before ring 1: by the second ring, or at the
+                    // first ring when caller ID came first, everything there is to know has arrived.
+                    if !a.announced
+                        && (a.call.rings >= 2 || a.call.number_status != NumberStatus::None)
+                    {
+                        Self::announce(a, &mut out);
+                    }
+                }
+            }
+            LineInput::Number(n) => {
+                let a = self.ensure_active(now, Direction::In);
+                match n {
+                    CallerNumber::Known(s) => {
+                        a.call.number = Some(s);
+                        a.call.number_status = NumberStatus::Known;
+                    }
+                    CallerNumber::Withheld => {
+                        a.call.number = None;
+                        a.call.number_status = NumberStatus::Withheld;
+                    }
+                    CallerNumber::Unavailable => {
+                        a.call.number = None;
+                        a.call.number_status = NumberStatus::Unavailable;
+                    }
+                }
+                Self::cid_arrived(a, now, &mut out);
+            }
+            LineInput::Name(name) => {
+                let a = self.ensure_active(now, Direction::In);
+                let name = name.trim().to_string();
+                a.call.name = if name.is_empty() { None } else { Some(name) };
+                a.has_name = true;
+                Self::cid_arrived(a, now, &mut out);
+            }
+            LineInput::Message(m) => {
+                if let Some(a) = self.active.as_mut() {
+                    a.call.message = Some(m);
+                }
+            }
+            LineInput::OffHook => match self.active.as_mut() {
+                Some(a) if a.answered.is_none() => {
+                    if !a.announced {
+                        Self::announce(a, &mut out);
+                    }
+                    a.answered = Some(now.mono);
+                    a.call.answered_at = Some(now.wall);
+                    a.call.wait_s = Some(secs(now.mono - a.started));
+                    out.push(CallTransition {
+                        kind: CallEventKind::Answered,
+                        call: a.call.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    // Off-hook on an idle line: an outgoing call (or a pick-up to dial).
+                    let a = self.ensure_active(now, Direction::Out);
+                    a.announced = true;
+                    a.answered = Some(now.mono);
+                }
+            },
+            LineInput::OnHook => {
+                if self.active.as_ref().is_some_and(|a| a.answered.is_some()) {
+                    let outcome = match self.active.as_ref().map(|a| a.call.direction) {
+                        Some(Direction::In) => Outcome::Answered,
+                        _ => Outcome::Unknown,
+                    };
+                    self.end(outcome, now, &mut out);
+                }
+            }
+            LineInput::LinkUp { .. } => {
+                self.link_up = true;
+                self.link_reason = None;
+            }
+            LineInput::LinkDown { reason } => {
+                if self.active.is_some() {
+                    let outcome = if self.active.as_ref().is_some_and(|a| a.answered.is_some()) {
+                        Outcome::Answered
+                    } else {
+                        Outcome::Unknown
+                    };
+                    self.end(outcome, now, &mut out);
+                }
+                self.link_up = false;
+                self.link_reason = Some(reason);
+            }
+        }
+        self.update_status(now);
+        out
+    }
+
+    /// Handles every deadline that has passed at `now`.
+    pub fn on_timer(&mut self, now: Now) -> Vec<CallTransition> {
+        let mut out = Vec::new();
+        let Some(a) = self.active.as_mut() else {
+            return out;
+        };
+        if a.answered.is_some() {
+            return out;
+        }
+        if !a.announced && a.settle_at.is_some_and(|s| now.mono >= s) {
+            Self::announce(a, &mut out);
+        }
+        if now.mono >= a.last_activity + self.ring_timeout {
+            if !a.announced {
+                Self::announce(a, &mut out);
+            }
+            let outcome = if self.answer_detect {
+                Outcome::Missed
+            } else {
+                Outcome::Unknown
+            };
+            self.end(outcome, now, &mut out);
+        }
+        self.update_status(now);
+        out
+    }
+
+    fn ensure_active(&mut self, now: Now, direction: Direction) -> &mut Active {
+        self.active.get_or_insert_with(|| Active {
+            call: Call {
+                id: new_id(now.wall),
+                line: self.line.clone(),
+                direction,
+                number: None,
+                number_status: NumberStatus::None,
+                name: None,
+                started_at: now.wall,
+                answered_at: None,
+                ended_at: None,
+                rings: 0,
+                wait_s: None,
+                talk_s: None,
+                outcome: None,
+                agent: None,
+                message: None,
+            },
+            started: now.mono,
+            last_activity: now.mono,
+            answered: None,
+            announced: false,
+            has_name: false,
+            settle_at: None,
+        })
+    }
+
+    fn cid_arrived(a: &mut Active, now: Now, out: &mut Vec<CallTransition>) {
+        if a.answered.is_none() {
+            a.last_activity = now.mono;
+        }
+        if a.announced {
+            return;
+        }
+        if a.call.number_status != NumberStatus::None && a.has_name {
+            Self::announce(a, out);
+        } else {
+            a.settle_at = Some(now.mono + CID_SETTLE);
+        }
+    }
+
+    fn announce(a: &mut Active, out: &mut Vec<CallTransition>) {
+        a.announced = true;
+        a.settle_at = None;
+        out.push(CallTransition {
+            kind: CallEventKind::Ringing,
+            call: a.call.clone(),
+        });
+    }
+
+    fn end(&mut self, outcome: Outcome, now: Now, out: &mut Vec<CallTransition>) {
+        let Some(mut a) = self.active.take() else {
+            return;
+        };
+        a.call.ended_at = Some(now.wall);
+        a.call.outcome = Some(outcome);
+        match a.answered {
+            Some(ans) => a.call.talk_s = Some(secs(now.mono - ans)),
+            // Unanswered: the caller waited from the start to the last ring we saw.
+            None => a.call.wait_s = Some(secs(a.last_activity - a.started)),
+        }
+        out.push(CallTransition {
+            kind: CallEventKind::Ended,
+            call: a.call,
+        });
+    }
+
+    fn update_status(&mut self, now: Now) {
+        let status = if !self.link_up {
+            LineStatus::Down
+        } else {
+            match &self.active {
+                None => LineStatus::Idle,
+                Some(a) if a.answered.is_some() => LineStatus::Offhook,
+                Some(_) => LineStatus::Ringing,
+            }
+        };
+        if status != self.status {
+            self.status = status;
+            self.since = now.wall;
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    (d.as_millis() as f64) / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    struct Clock {
+        wall0: Time,
+        mono0: Instant,
+    }
+    impl Clock {
+        fn new() -> Self {
+            Clock {
+                wall0: chrono::Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
+                mono0: Instant::now(),
+            }
+        }
+        fn at(&self, ms: u64) -> Now {
+            Now {
+                wall: self.wall0 + chrono::Duration::milliseconds(ms as i64),
+                mono: self.mono0 + Duration::from_millis(ms),
+            }
+        }
+    }
+
+    fn up(answer_detect: bool, c: &Clock) -> CallTracker {
+        let mut t = CallTracker::new("line1", answer_detect, Duration::from_secs(7), c.at(0).wall);
+        assert!(t
+            .on_input(LineInput::LinkUp { detail: None }, c.at(0))
+            .is_empty());
+        assert_eq!(t.state().state, LineStatus::Idle);
+        t
+    }
+
+    fn kinds(v: &[CallTransition]) -> Vec<CallEventKind> {
+        v.iter().map(|t| t.kind).collect()
+    }
+
+    fn known(n: &str) -> LineInput {
+        LineInput::Number(CallerNumber::Known(n.into()))
+    }
+
+    #[test]
+    fn us_style_cid_between_rings_then_missed() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        assert!(t
+            .on_input(LineInput::Ring { label: None }, c.at(1000))
+            .is_empty());
+        assert_eq!(t.state().state, LineStatus::Ringing);
+        assert!(t.on_input(known("13800138000"), c.at(2500)).is_empty());
+        let r = t.on_input(LineInput::Name("ZHANG WEI".into()), c.at(2510));
+        assert_eq!(kinds(&r), vec![CallEventKind::Ringing]);
+        assert_eq!(r[0].call.number.as_deref(), Some("13800138000"));
+        assert_eq!(r[0].call.name.as_deref(), Some("ZHANG WEI"));
+        assert_eq!(r[0].call.rings, 1);
+        // second ring does not announce twice
+        assert!(t
+            .on_input(LineInput::Ring { label: None }, c.at(6000))
+            .is_empty());
+        assert_eq!(t.deadline(), Some(c.at(13000).mono));
+        assert!(t.on_timer(c.at(12999)).is_empty());
+        let e = t.on_timer(c.at(13000));
+        assert_eq!(kinds(&e), vec![CallEventKind::Ended]);
+        let call = &e[0].call;
+        assert_eq!(call.outcome, Some(Outcome::Missed));
+        assert_eq!(call.rings, 2);
+        assert_eq!(call.wait_s, Some(5.0));
+        assert_eq!(t.state().state, LineStatus::Idle);
+        assert_eq!(t.deadline(), None);
+    }
+
+    #[test]
+    fn plain_modem_ends_unknown() {
+        let c = Clock::new();
+        let mut t = up(false, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        let r = t.on_input(LineInput::Ring { label: None }, c.at(5000));
+        assert_eq!(
+            kinds(&r),
+            vec![CallEventKind::Ringing],
+            "no CID: announced at ring 2"
+        );
+        assert_eq!(r[0].call.number_status, NumberStatus::None);
+        let e = t.on_timer(c.at(12000));
+        assert_eq!(e[0].call.outcome, Some(Outcome::Unknown));
+    }
+
+    #[test]
+    fn cid_before_first_ring_and_number_without_name_settles() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        assert!(t.on_input(known("075512345678"), c.at(0)).is_empty());
+        assert_eq!(t.deadline(), Some(c.at(300).mono));
+        let r = t.on_timer(c.at(300));
+        assert_eq!(kinds(&r), vec![CallEventKind::Ringing]);
+        assert_eq!(r[0].call.rings, 0);
+        assert!(t
+            .on_input(LineInput::Ring { label: None }, c.at(800))
+            .is_empty());
+        assert_eq!(t.state().rings, 1);
+    }
+
+    #[test]
+    fn cid_first_then_ring_announces_at_ring() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(known("10086"), c.at(0));
+        let r = t.on_input(
+            LineInput::Ring {
+                label: Some("A".into()),
+            },
+            c.at(100),
+        );
+        assert_eq!(kinds(&r), vec![CallEventKind::Ringing]);
+        assert_eq!(r[0].call.rings, 1);
+    }
+
+    #[test]
+    fn answered_call_measures_wait_and_talk() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        t.on_input(LineInput::Number(CallerNumber::Withheld), c.at(1000));
+        t.on_input(LineInput::Name("WITHHELD".into()), c.at(1001));
+        let a = t.on_input(LineInput::OffHook, c.at(3000));
+        assert_eq!(kinds(&a), vec![CallEventKind::Answered]);
+        assert_eq!(a[0].call.wait_s, Some(3.0));
+        assert_eq!(t.state().state, LineStatus::Offhook);
+        assert_eq!(t.deadline(), None, "no timer while talking");
+        let e = t.on_input(LineInput::OnHook, c.at(63000));
+        let call = &e[0].call;
+        assert_eq!(call.outcome, Some(Outcome::Answered));
+        assert_eq!(call.talk_s, Some(60.0));
+        assert_eq!(call.number, None);
+        assert_eq!(call.number_status, NumberStatus::Withheld);
+    }
+
+    #[test]
+    fn offhook_before_cid_announces_then_answers() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        let a = t.on_input(LineInput::OffHook, c.at(500));
+        assert_eq!(
+            kinds(&a),
+            vec![CallEventKind::Ringing, CallEventKind::Answered]
+        );
+    }
+
+    #[test]
+    fn outgoing_call_is_recorded_without_ringing() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        assert!(t.on_input(LineInput::OffHook, c.at(0)).is_empty());
+        assert_eq!(t.state().state, LineStatus::Offhook);
+        let e = t.on_input(LineInput::OnHook, c.at(30000));
+        assert_eq!(e[0].call.direction, Direction::Out);
+        assert_eq!(e[0].call.outcome, Some(Outcome::Unknown));
+    }
+
+    #[test]
+    fn link_down_ends_the_call_and_marks_the_line() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        let e = t.on_input(
+            LineInput::LinkDown {
+                reason: "EOF".into(),
+            },
+            c.at(100),
+        );
+        assert_eq!(kinds(&e), vec![CallEventKind::Ended]);
+        assert_eq!(e[0].call.outcome, Some(Outcome::Unknown));
+        let s = t.state();
+        assert_eq!(s.state, LineStatus::Down);
+        assert_eq!(s.reason.as_deref(), Some("EOF"));
+        assert_eq!(t.deadline(), None);
+        t.on_input(LineInput::LinkUp { detail: None }, c.at(200));
+        assert_eq!(t.state().state, LineStatus::Idle);
+    }
+
+    #[test]
+    fn stray_onhook_and_message_on_idle_line_do_nothing() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        assert!(t.on_input(LineInput::OnHook, c.at(0)).is_empty());
+        assert!(t
+            .on_input(LineInput::Message("110101".into()), c.at(0))
+            .is_empty());
+        assert_eq!(t.state().state, LineStatus::Idle);
+        assert_eq!(t.deadline(), None);
+    }
+
+    #[test]
+    fn each_call_gets_a_new_id() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        let mut ids = Vec::new();
+        for i in 0..3u64 {
+            let base = i * 20_000;
+            t.on_input(known("1"), c.at(base));
+            t.on_input(LineInput::Name("X".into()), c.at(base));
+            let e = t.on_timer(c.at(base + 7000));
+            ids.push(e.last().unwrap().call.id.clone());
+        }
+        assert!(ids[0] < ids[1] && ids[1] < ids[2]);
+    }
+}
