@@ -27,6 +27,12 @@ use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
 /// Largest number of inputs applied in one commit.
 const MAX_BATCH: usize = 256;
 
+/// An answer held back until the change it reports is on disk.
+type Reply = (
+    oneshot::Sender<Result<Task, ActionError>>,
+    Result<Task, ActionError>,
+);
+
 pub enum Input {
     Line {
         line: String,
@@ -143,10 +149,7 @@ pub struct Engine {
     change: Change,
     /// Tasks changed in the current change, newer than the store's copy.
     dirty_tasks: HashMap<String, Task>,
-    replies: Vec<(
-        oneshot::Sender<Result<Task, ActionError>>,
-        Result<Task, ActionError>,
-    )>,
+    replies: Vec<Reply>,
     store_ok: bool,
     rx: mpsc::Receiver<Input>,
     snapshot_tx: watch::Sender<Snapshot>,

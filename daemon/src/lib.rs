@@ -1,12 +1,19 @@
 //! linekeeper: a contact-center appliance daemon. Line adapters (a caller-ID modem) feed the engine, which keeps the
 //! call log and callback tasks in the store and publishes events to MQTT and to the web API.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod modem;
+pub mod mqtt;
+pub mod query;
 pub mod store;
 pub mod tasks;
 pub mod tracker;
+pub mod web;

@@ -770,20 +770,17 @@ impl Daemon {
     /// Waits until `GET /healthz` answers 200 while the process stays alive.
     pub fn wait_healthy(&mut self) {
         let deadline = Instant::now() + LONG;
-        let mut last = String::from("no answer yet");
         loop {
             self.assert_running("while waiting for GET /healthz to answer 200");
-            match self.agent.get(&self.url("/healthz")).call() {
+            let last = match self.agent.get(&self.url("/healthz")).call() {
                 Ok(resp) if resp.status() == 200 => return,
-                Ok(resp) => last = format!("HTTP {}", resp.status()),
-                Err(ureq::Error::Status(code, resp)) => {
-                    last = format!(
-                        "HTTP {code}: {}",
-                        clip(&resp.into_string().unwrap_or_default(), 500)
-                    )
-                }
-                Err(e) => last = format!("transport error: {e}"),
-            }
+                Ok(resp) => format!("HTTP {}", resp.status()),
+                Err(ureq::Error::Status(code, resp)) => format!(
+                    "HTTP {code}: {}",
+                    clip(&resp.into_string().unwrap_or_default(), 500)
+                ),
+                Err(e) => format!("transport error: {e}"),
+            };
             if Instant::now() > deadline {
                 self.print_logs();
                 panic!("GET /healthz did not answer 200 within {LONG:?}; last answer: {last}");
@@ -1328,7 +1325,7 @@ impl MqttWatch {
         );
         let start = s.messages.len().saturating_sub(40);
         if start > 0 {
-            out.push_str(&format!(", the last 40 of them:"));
+            out.push_str(", the last 40 of them:");
         } else {
             out.push(':');
         }

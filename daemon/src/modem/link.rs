@@ -284,7 +284,7 @@ impl InitSequence {
 }
 
 /// Up to 25% random extra, so many boxes don't retry in step.
-fn jitter(d: Duration) -> Duration {
+pub fn jitter(d: Duration) -> Duration {
     let mut b = [0u8; 2];
     let _ = getrandom::fill(&mut b);
     let frac = u16::from_le_bytes(b) as f64 / u16::MAX as f64;

@@ -1,0 +1,324 @@
+//! The MQTT uplink. Events go from the durable outbox to the broker in `seq` order at QoS 1; the highest
+//! contiguous acknowledged `seq` is remembered in the store, so after a broker outage or a daemon restart the
+//! uplink resumes where the broker stopped acknowledging. Retained state (`status`, line states, queue) is
+//! republished whole on every ConnAck.
+//!
+//! Each connection gets a fresh rumqttc client and event loop: rumqttc keeps requests queued in its channel across
+//! reconnects and drops its in-flight queue on a clean session, so replaying from our own outbox on a fresh
+//! client is the only way to keep the order. rumqttc has no reconnect backoff of its own; ours is capped,
+//! exponential and jittered.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Mqtt};
+use crate::engine::Snapshot;
+use crate::metrics::{inc, Metrics};
+use crate::store::Store;
+
+/// Events in flight (published, not yet acknowledged) at most.
+pub const WINDOW: usize = 64;
+/// Acknowledged events kept in the outbox for SSE clients resuming with Last-Event-ID.
+pub const KEEP_ACKED: u64 = 1000;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The uplink's state, for /healthz and the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Disabled,
+    Connecting,
+    Connected,
+    Down(String),
+}
+
+impl LinkState {
+    pub fn label(&self) -> String {
+        match self {
+            LinkState::Disabled => "disabled".into(),
+            LinkState::Connecting => "connecting".into(),
+            LinkState::Connected => "connected".into(),
+            LinkState::Down(r) => format!("down: {r}"),
+        }
+    }
+}
+
+pub struct Uplink {
+    mqtt: Mqtt,
+    prefix: String,
+    client_id: String,
+    store: Store,
+    snapshot: watch::Receiver<Snapshot>,
+    metrics: Arc<Metrics>,
+    state: watch::Sender<LinkState>,
+    shutdown: watch::Receiver<bool>,
+}
+
+enum Ended {
+    Lost(String),
+    Shutdown,
+}
+
+impl Uplink {
+    pub fn new(
+        cfg: &Config,
+        mqtt: Mqtt,
+        store: Store,
+        snapshot: watch::Receiver<Snapshot>,
+        metrics: Arc<Metrics>,
+        state: watch::Sender<LinkState>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Uplink {
+        let client_id = mqtt
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("linekeeper-{}", cfg.site.id));
+        Uplink {
+            prefix: format!("{}/{}", mqtt.topic_prefix, cfg.site.id),
+            mqtt,
+            client_id,
+            store,
+            snapshot,
+            metrics,
+            state,
+            shutdown,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            self.state.send_replace(LinkState::Connecting);
+            let started = Instant::now();
+            let reason = match self.connection().await {
+                Ended::Shutdown => return,
+                Ended::Lost(r) => r,
+            };
+            self.metrics.mqtt_connected.store(0, Relaxed);
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = FIRST_BACKOFF;
+            }
+            warn!(broker = %format!("{}:{}", self.mqtt.host, self.mqtt.port), retry_in = ?backoff,
+                "MQTT connection lost: {reason}");
+            self.state.send_replace(LinkState::Down(reason));
+            tokio::select! {
+                _ = tokio::time::sleep(crate::modem::link::jitter(backoff)) => {}
+                _ = self.shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(self.mqtt.reconnect_max.0);
+        }
+    }
+
+    fn options(&self) -> Result<MqttOptions, String> {
+        let mut o = MqttOptions::new(&self.client_id, &self.mqtt.host, self.mqtt.port);
+        o.set_keep_alive(self.mqtt.keep_alive.0);
+        o.set_clean_session(true);
+        o.set_inflight(WINDOW as u16 + 32);
+        o.set_request_channel_capacity(WINDOW * 2 + 64);
+        o.set_max_packet_size(256 * 1024, 256 * 1024);
+        o.set_last_will(LastWill::new(
+            format!("{}/status", self.prefix),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &self.mqtt.username {
+            let password = match &self.mqtt.password_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read mqtt.password_file {}: {e}", p.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                None => String::new(),
+            };
+            o.set_credentials(user, password);
+        }
+        Ok(o)
+    }
+
+    async fn connection(&mut self) -> Ended {
+        let opts = match self.options() {
+            Ok(o) => o,
+            Err(e) => return Ended::Lost(e),
+        };
+        let (client, mut el) = AsyncClient::new(opts, WINDOW * 2 + 64);
+        let mut s = Session {
+            client,
+            prefix: self.prefix.clone(),
+            mask: self.mqtt.mask_numbers,
+            connected: false,
+            tags: VecDeque::new(),
+            by_pkid: HashMap::new(),
+            acked_above: BTreeSet::new(),
+            acked: self.store.mqtt_acked().unwrap_or(0),
+            next: 0,
+            in_flight: 0,
+            retained: HashMap::new(),
+        };
+        loop {
+            tokio::select! {
+                ev = el.poll() => match ev {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                        info!(session_present = ack.session_present, "MQTT connected");
+                        inc(&self.metrics.mqtt_connects);
+                        self.metrics.mqtt_connected.store(1, Relaxed);
+                        self.state.send_replace(LinkState::Connected);
+                        s.connected = true;
+                        // Birth message, then the whole retained state, then the backlog from the last ack on.
+                        s.publish(format!("{}/status", s.prefix), b"online".to_vec(), true, None);
+                        let snap = self.snapshot.borrow_and_update().clone();
+                        s.publish_state(&snap);
+                        s.next = s.acked + 1;
+                        s.pump(&self.store, snap.last_seq, &self.metrics);
+                    }
+                    Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
+                        let tag = s.tags.pop_front().flatten();
+                        s.by_pkid.insert(pkid, tag);
+                    }
+                    Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
+                        if let Some(Some(seq)) = s.by_pkid.remove(&ack.pkid) {
+                            s.in_flight = s.in_flight.saturating_sub(1);
+                            s.ack(seq, &self.store, &self.metrics);
+                        }
+                        let last = self.snapshot.borrow().last_seq;
+                        s.pump(&self.store, last, &self.metrics);
+                    }
+                    Ok(other) => debug!(event = ?other, "mqtt"),
+                    Err(e) => return Ended::Lost(e.to_string()),
+                },
+                r = self.snapshot.changed() => {
+                    if r.is_err() { return Ended::Shutdown; }
+                    if s.connected {
+                        let snap = self.snapshot.borrow_and_update().clone();
+                        s.publish_state(&snap);
+                        s.pump(&self.store, snap.last_seq, &self.metrics);
+                    }
+                }
+                _ = self.shutdown.changed() => {
+                    if s.connected {
+                        s.publish(format!("{}/status", s.prefix), b"offline".to_vec(), true, None);
+                        let _ = s.client.try_disconnect();
+                        // Let the event loop send them; give up after a second.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            while let Ok(ev) = el.poll().await {
+                                if matches!(ev, MqttEvent::Outgoing(Outgoing::Disconnect)) { break; }
+                            }
+                        }).await;
+                    }
+                    return Ended::Shutdown;
+                }
+            }
+        }
+    }
+}
+
+/// One broker connection's bookkeeping.
+struct Session {
+    client: AsyncClient,
+    prefix: String,
+    mask: bool,
+    connected: bool,
+    /// One entry per QoS 1 publish handed to rumqttc, in order: the event `seq` it carries, if any. rumqttc reports
+    /// `Outgoing::Publish(pkid)` in the same order, which pairs each packet id with its event.
+    tags: VecDeque<Option<u64>>,
+    by_pkid: HashMap<u16, Option<u64>>,
+    /// Acknowledged events above the contiguous watermark.
+    acked_above: BTreeSet<u64>,
+    acked: u64,
+    next: u64,
+    in_flight: usize,
+    /// The last payload published on each retained topic in this session.
+    retained: HashMap<String, Vec<u8>>,
+}
+
+impl Session {
+    fn publish(&mut self, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) {
+        match self
+            .client
+            .try_publish(&topic, QoS::AtLeastOnce, retain, payload)
+        {
+            Ok(()) => self.tags.push_back(seq),
+            Err(e) => warn!(topic, error = %e, "cannot queue MQTT publish"),
+        }
+    }
+
+    fn publish_state(&mut self, snap: &Snapshot) {
+        let mut items: Vec<(String, Vec<u8>)> = snap
+            .lines
+            .iter()
+            .map(|l| {
+                let l = if self.mask { l.masked() } else { l.clone() };
+                (
+                    format!("{}/line/{}/state", self.prefix, l.line),
+                    serde_json::to_vec(&l).unwrap_or_default(),
+                )
+            })
+            .collect();
+        items.push((
+            format!("{}/queue", self.prefix),
+            serde_json::to_vec(&snap.queue).unwrap_or_default(),
+        ));
+        for (topic, payload) in items {
+            if self.retained.get(&topic) != Some(&payload) {
+                self.retained.insert(topic.clone(), payload.clone());
+                self.publish(topic, payload, true, None);
+            }
+        }
+    }
+
+    /// Publishes outbox events from `next` on, keeping at most WINDOW in flight.
+    fn pump(&mut self, store: &Store, last_seq: u64, metrics: &Metrics) {
+        while self.connected && self.in_flight < WINDOW && self.next <= last_seq {
+            let want = WINDOW - self.in_flight;
+            let events = match store.events_from(self.next, want) {
+                Ok(e) => e,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the outbox");
+                    return;
+                }
+            };
+            if events.is_empty() {
+                return;
+            }
+            for ev in events {
+                self.next = ev.seq + 1;
+                let ev = if self.mask { ev.masked() } else { ev };
+                let topic = format!("{}/{}", self.prefix, ev.topic_suffix());
+                let payload = serde_json::to_vec(&ev).unwrap_or_default();
+                self.publish(topic, payload, false, Some(ev.seq));
+                self.in_flight += 1;
+                inc(&metrics.mqtt_published);
+            }
+        }
+    }
+
+    fn ack(&mut self, seq: u64, store: &Store, metrics: &Metrics) {
+        if seq <= self.acked {
+            return;
+        }
+        self.acked_above.insert(seq);
+        let before = self.acked;
+        while let Some(&first) = self.acked_above.first() {
+            // The outbox may have gaps only below what was pruned; anything at or below `acked + 1` is contiguous.
+            if first == self.acked + 1 {
+                self.acked = first;
+                self.acked_above.pop_first();
+            } else {
+                break;
+            }
+        }
+        if self.acked != before {
+            metrics.mqtt_acked_seq.store(self.acked, Relaxed);
+            if let Err(e) = store.set_mqtt_acked(self.acked, KEEP_ACKED) {
+                warn!(error = %e, "cannot record the MQTT acknowledgement");
+            }
+        }
+    }
+}

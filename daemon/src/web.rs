@@ -1,0 +1,407 @@
+//! HTTP: `/healthz`, `/metrics`, the JSON API with bearer tokens, server-sent events and a plain status page.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+
+use crate::auth;
+use crate::config::Config;
+use crate::engine::EngineHandle;
+use crate::metrics::{inc, Metrics};
+use crate::model::{id_floor, Event, Task, TaskState};
+use crate::mqtt::LinkState;
+use crate::query::{parse_bound, Bound};
+use crate::store::Store;
+use crate::tasks::ActionError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub store: Store,
+    pub engine: EngineHandle,
+    pub metrics: Arc<Metrics>,
+    pub mqtt: watch::Receiver<LinkState>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/calls", get(calls))
+        .route("/api/tasks", get(tasks))
+        .route("/api/tasks/{id}/done", post(task_done))
+        .route("/api/events", get(events))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route; see the README for the API",
+            )
+        })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": msg.into() }))).into_response()
+}
+
+/// A request that carried a valid API token.
+pub struct Authorized;
+
+/// The answer to a request without valid auth: 401 and no data.
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "a valid API token is required: send `Authorization: Bearer TOKEN` (make one with `linekeeper token create NAME`)",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        r
+    }
+}
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        check_token(&parts.headers, state)
+    }
+}
+
+fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unauthorized> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = match token {
+        Some(t) if !t.is_empty() => matches!(state.store.token(&auth::hash_token(t)), Ok(Some(_))),
+        _ => false,
+    };
+    if ok {
+        Ok(Authorized)
+    } else {
+        inc(&state.metrics.http_unauthorized);
+        Err(Unauthorized)
+    }
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    let snap = s.engine.snapshot.borrow().clone();
+    let store_ok = snap.store_ok && s.store.check().is_ok();
+    let lines: Vec<_> = snap
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "id": l.line,
+                "link": if l.state == crate::model::LineStatus::Down { "down" } else { "up" },
+                "state": l.state,
+                "since": l.since,
+                "reason": l.reason,
+            })
+        })
+        .collect();
+    let body = json!({
+        "status": if store_ok { "ok" } else { "error" },
+        "site": s.cfg.site.id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "lines": lines,
+        "mqtt": s.mqtt.borrow().label(),
+        "store": if store_ok { "ok" } else { "error: writes are failing; check disk space" },
+        "last_seq": snap.last_seq,
+    });
+    let code = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if s.cfg.web.metrics_auth {
+        if let Err(r) = check_token(&headers, &s) {
+            return r.into_response();
+        }
+    }
+    let snap = s.engine.snapshot.borrow().clone();
+    let up = snap
+        .lines
+        .iter()
+        .filter(|l| l.state != crate::model::LineStatus::Down)
+        .count();
+    let gauges = [
+        ("linekeeper_lines_up", "Lines whose link is up.", up as f64),
+        (
+            "linekeeper_lines",
+            "Configured lines.",
+            snap.lines.len() as f64,
+        ),
+        (
+            "linekeeper_calls_ringing",
+            "Lines ringing now.",
+            snap.queue.ringing as f64,
+        ),
+        (
+            "linekeeper_tasks_open",
+            "Open tasks.",
+            snap.queue.open_tasks as f64,
+        ),
+        (
+            "linekeeper_tasks_overdue",
+            "Open tasks past their deadline.",
+            snap.queue.overdue_tasks as f64,
+        ),
+        (
+            "linekeeper_event_seq",
+            "Last committed event sequence number.",
+            snap.last_seq as f64,
+        ),
+        (
+            "linekeeper_outbox_events",
+            "Events held in the outbox.",
+            s.store.outbox_len() as f64,
+        ),
+        (
+            "linekeeper_store_bytes",
+            "Store size on disk.",
+            s.store.size_on_disk() as f64,
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    number: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn calls(_: Authorized, State(s): State<AppState>, Query(q): Query<CallsQuery>) -> Response {
+    let tz = s.cfg.timezone();
+    let from = match q
+        .from
+        .as_deref()
+        .map(|v| parse_bound(v, tz, Bound::Start))
+        .transpose()
+    {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("from: {e}")),
+    };
+    let to = match q
+        .to
+        .as_deref()
+        .map(|v| parse_bound(v, tz, Bound::End))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("to: {e}")),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let lo = from.map(id_floor).unwrap_or_default();
+    let hi = to.map(id_floor).unwrap_or_else(|| "~".into());
+    let number = q.number.filter(|n| !n.is_empty());
+    let r = s
+        .store
+        .calls_newest_first(&lo, &hi, limit, |c| match &number {
+            Some(n) => c
+                .number
+                .as_deref()
+                .is_some_and(|cn| cn.contains(n.as_str())),
+            None => true,
+        });
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TasksQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn tasks(_: Authorized, State(s): State<AppState>, Query(q): Query<TasksQuery>) -> Response {
+    let want: Option<TaskState> = match q.state.as_deref().unwrap_or("open") {
+        "open" => Some(TaskState::Open),
+        "done" => Some(TaskState::Done),
+        "cancelled" => Some(TaskState::Cancelled),
+        "all" => None,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("state `{other}` must be open, done, cancelled or all"),
+            )
+        }
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    match s
+        .store
+        .tasks_newest_first(limit, |t| want.is_none_or(|w| t.state == w))
+    {
+        Ok(v) => Json::<Vec<Task>>(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DoneBody {
+    by: Option<String>,
+    note: Option<String>,
+}
+
+async fn task_done(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<DoneBody>>,
+) -> Response {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    match s.engine.close_task(&id, body.by, body.note).await {
+        Ok(t) => Json(t).into_response(),
+        Err(e @ ActionError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ ActionError::NotOpen { .. }) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Server-sent events: the same events as MQTT (numbers unmasked: the reader holds a token). A client that
+/// reconnects with `Last-Event-ID` gets what it missed while the outbox still holds it.
+async fn events(_: Authorized, State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let rx = s.engine.events.subscribe();
+    let last_seq = s.engine.snapshot.borrow().last_seq;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let backlog: VecDeque<Event> = match resume {
+        Some(after) => s
+            .store
+            .events_from(after + 1, 10_000)
+            .map(|v| v.into_iter().filter(|e| e.seq <= last_seq).collect())
+            .unwrap_or_default(),
+        None => VecDeque::new(),
+    };
+    let sent = backlog
+        .back()
+        .map(|e| e.seq)
+        .unwrap_or(resume.unwrap_or(last_seq));
+    Sse::new(event_stream(backlog, rx, sent, s.store.clone()))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn sse_event(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(e.seq.to_string())
+        .event(e.kind.clone())
+        .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+fn event_stream(
+    backlog: VecDeque<Event>,
+    rx: broadcast::Receiver<Arc<Event>>,
+    sent: u64,
+    store: Store,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    stream::unfold(
+        (backlog, rx, sent, store),
+        |(mut backlog, mut rx, mut sent, store)| async move {
+            loop {
+                if let Some(e) = backlog.pop_front() {
+                    sent = e.seq;
+                    return Some((Ok(sse_event(&e)), (backlog, rx, sent, store)));
+                }
+                match rx.recv().await {
+                    Ok(e) if e.seq > sent => {
+                        sent = e.seq;
+                        return Some((Ok(sse_event(&e)), (backlog, rx, sent, store)));
+                    }
+                    Ok(_) => continue,
+                    // A slow reader fell behind the broadcast: fill the gap from the outbox.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        backlog = store
+                            .events_from(sent + 1, 10_000)
+                            .unwrap_or_default()
+                            .into();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    )
+}
+
+async fn status_page(State(s): State<AppState>) -> Html<String> {
+    let snap = s.engine.snapshot.borrow().clone();
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut rows = String::new();
+    for l in &snap.lines {
+        let l = l.masked();
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td class=\"{:?}\">{:?}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&l.line),
+            l.state,
+            l.state,
+            l.since.with_timezone(&s.cfg.timezone()).format("%Y-%m-%d %H:%M:%S"),
+            esc(l.number.as_deref().unwrap_or("")),
+            esc(l.name.as_deref().unwrap_or("")),
+            esc(l.reason.as_deref().unwrap_or("")),
+        ));
+    }
+    let q = &snap.queue;
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "–".into());
+    Html(format!(
+        include_str!("status.html"),
+        site = esc(if s.cfg.site.name.is_empty() {
+            &s.cfg.site.id
+        } else {
+            &s.cfg.site.name
+        }),
+        rows = rows,
+        ringing = q.ringing,
+        open = q.open_tasks,
+        overdue = q.overdue_tasks,
+        offered = q.offered,
+        answered = q.answered,
+        missed = q.missed,
+        unknown = q.unknown,
+        sl = opt(q.service_level_pct),
+        asa = opt(q.asa_s),
+        mqtt = esc(&s.mqtt.borrow().label()),
+        version = env!("CARGO_PKG_VERSION"),
+    ))
+}

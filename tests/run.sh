@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The project's full check: installs the end-to-end test peers when they are missing
+# (mosquitto, mosquitto_sub, socat), then format check, clippy, build of the daemon
+# binary, and every test of the workspace (the e2e tests drive the built binary).
+# Runs from any directory, reads no stdin.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# mosquitto lives in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+banner() {
+    printf '\n======================================================================\n'
+    printf '==== %s\n' "$*"
+    printf '======================================================================\n'
+}
+
+fail() {
+    printf 'run.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+banner "test peers: mosquitto, mosquitto_sub, socat"
+missing=()
+command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo -n)
+    else
+        fail "not root and no sudo: cannot install ${missing[*]}"
+    fi
+    "${as_root[@]}" apt-get update </dev/null ||
+        fail "apt-get update failed"
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}" </dev/null ||
+        fail "apt-get install ${missing[*]} failed"
+fi
+for cmd in mosquitto mosquitto_sub socat; do
+    command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still missing after the install step"
+    echo "$cmd: $(command -v "$cmd")"
+done
+command -v cargo >/dev/null 2>&1 || fail "cargo is not installed"
+cargo --version
+
+banner "cargo fmt --all -- --check"
+cargo fmt --all -- --check </dev/null || fail "formatting differs: run cargo fmt --all"
+
+banner "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings </dev/null || fail "clippy found problems"
+
+banner "cargo build -p linekeeper (the binary the e2e tests drive)"
+cargo build -p linekeeper </dev/null || fail "the daemon does not build"
+
+banner "cargo test --workspace"
+cargo test --workspace </dev/null || fail "tests failed"
+
+banner "all checks passed"
