@@ -405,3 +405,137 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
         version = env!("CARGO_PKG_VERSION"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::engine::Engine;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    struct Rig {
+        app: Router,
+        token: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cfg = Arc::new(
+            Config::parse("[site]\nid = \"hq\"\n[[line]]\nid = \"line1\"\nkind = \"modem\"\ndevice = \"/dev/null\"\n")
+                .unwrap(),
+        );
+        let metrics = Arc::new(Metrics::default());
+        let (engine, handle) =
+            Engine::new(cfg.clone(), store.clone(), Clock::System, metrics.clone()).unwrap();
+        tokio::spawn(engine.run());
+        let token = auth::create_token(&store, "test", chrono::Utc::now()).unwrap();
+        let (_tx, mqtt) = watch::channel(LinkState::Disabled);
+        let app = router(AppState {
+            cfg,
+            store,
+            engine: handle,
+            metrics,
+            mqtt,
+        });
+        Rig {
+            app,
+            token,
+            _dir: dir,
+        }
+    }
+
+    async fn send(app: &Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let r = app.clone().oneshot(req).await.unwrap();
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+        let mut b = Request::get(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_needs_a_valid_token() {
+        let r = rig();
+        for uri in ["/api/calls", "/api/tasks", "/api/events"] {
+            let (s, body) = send(&r.app, get(uri, None)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(body["error"].as_str().unwrap().contains("token"));
+            let (s, _) = send(&r.app, get(uri, Some("lk_wrong"))).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{uri}");
+        }
+        let post = Request::post("/api/tasks/x/done")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&r.app, post).await.0, StatusCode::UNAUTHORIZED);
+        let (s, body) = send(&r.app, get("/api/calls", Some(&r.token))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body, serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn health_metrics_and_status_page_are_open() {
+        let r = rig();
+        let (s, body) = send(&r.app, get("/healthz", None)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["lines"][0]["id"], "line1");
+        assert_eq!(
+            body["lines"][0]["link"], "down",
+            "the line was never opened"
+        );
+        assert_eq!(body["mqtt"], "disabled");
+        let m = r.app.clone().oneshot(get("/metrics", None)).await.unwrap();
+        assert_eq!(m.status(), StatusCode::OK);
+        let text =
+            String::from_utf8(m.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        assert!(text.contains("linekeeper_lines 1"), "{text}");
+        let page = r.app.clone().oneshot(get("/", None)).await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = String::from_utf8(
+            page.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(html.contains("<td>line1</td>"), "{html}");
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_clear_errors() {
+        let r = rig();
+        let t = Some(r.token.as_str());
+        let (s, body) = send(&r.app, get("/api/tasks?state=maybe", t)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("maybe"));
+        let (s, body) = send(&r.app, get("/api/calls?from=last-week", t)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().starts_with("from:"));
+        let post = Request::post("/api/tasks/NOPE/done")
+            .header("authorization", format!("Bearer {}", r.token))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"by":"alice"}"#))
+            .unwrap();
+        let (s, body) = send(&r.app, post).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "no task with id NOPE");
+        let (s, _) = send(&r.app, get("/nowhere", None)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}

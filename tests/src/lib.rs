@@ -111,6 +111,21 @@ pub fn free_port() -> u16 {
     panic!("no free TCP port found in 20000..30000 on 127.0.0.1");
 }
 
+/// A temp dir for one peer. With `$LINEKEEPER_E2E_KEEP` set it is left behind (and its
+/// path printed) so a failed run's logs and store can be examined.
+pub fn test_dir(prefix: &str) -> TempDir {
+    let keep = std::env::var_os("LINEKEEPER_E2E_KEEP").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .disable_cleanup(keep)
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temp dir {prefix}*: {e}"));
+    if keep {
+        eprintln!("e2e: keeping {}", dir.path().display());
+    }
+    dir
+}
+
 // ---------------------------------------------------------------------------------------
 // Small process helpers
 // ---------------------------------------------------------------------------------------
@@ -226,10 +241,7 @@ impl Mosquitto {
     }
 
     fn launch_with(persistent: bool) -> Mosquitto {
-        let dir = tempfile::Builder::new()
-            .prefix("lk-mosquitto-")
-            .tempdir()
-            .expect("create a temp dir for mosquitto");
+        let dir = test_dir("lk-mosquitto-");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         let log = dir.path().join("mosquitto.log");
@@ -341,10 +353,7 @@ pub struct PtyPair {
 
 impl PtyPair {
     pub fn new() -> PtyPair {
-        let dir = tempfile::Builder::new()
-            .prefix("lk-pty-")
-            .tempdir()
-            .expect("create a temp dir for the pty links");
+        let dir = test_dir("lk-pty-");
         let daemon_side = dir.path().join("daemon-side");
         let modem_side = dir.path().join("modem-side");
         let log = dir.path().join("socat.log");
@@ -654,10 +663,7 @@ pub struct Daemon {
 impl Daemon {
     /// Writes the config (store and logs in a fresh temp dir) without starting anything.
     pub fn new(opts: &DaemonOptions, device: &Path, mqtt_port: u16) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("lk-daemon-")
-            .tempdir()
-            .expect("create a temp dir for the daemon");
+        let dir = test_dir("lk-daemon-");
         let store = dir.path().join("store");
         let config = dir.path().join("linekeeper.toml");
         let web_port = free_port();
