@@ -130,6 +130,7 @@ impl ModemLink {
         }
         let mut buf = [0u8; 512];
         let mut lines: Vec<Vec<u8>> = Vec::new();
+        let mut budget = LogBudget::new();
         loop {
             let n = match deadline {
                 Some(d) => tokio::select! {
@@ -152,7 +153,9 @@ impl ModemLink {
                     let overlong = splitter.overlong() - before;
                     if overlong > 0 {
                         self.metrics.serial_overlong.fetch_add(overlong, Relaxed);
-                        warn!(line = %id, count = overlong, max = MAX_LINE, "discarded overlong serial line(s)");
+                        if budget.allow(&id) {
+                            warn!(line = %id, count = overlong, max = MAX_LINE, "discarded overlong serial line(s)");
+                        }
                     }
                 }
             }
@@ -163,6 +166,11 @@ impl ModemLink {
                     ModemLine::Ok if deadline.is_some() => init_reply = Some(true),
                     ModemLine::Error if deadline.is_some() => init_reply = Some(false),
                     _ => {}
+                }
+                if let ModemLine::Other(text) = &parsed {
+                    if budget.allow(&id) {
+                        info!(line = %id, text = %text, "modem says");
+                    }
                 }
                 if let Some(input) = to_input(&id, parsed) {
                     if !self.engine.line_input(&id, input).await {
@@ -231,12 +239,53 @@ fn to_input(line: &str, m: ModemLine) -> Option<LineInput> {
         }
         ModemLine::OffHook => LineInput::OffHook,
         ModemLine::OnHook => LineInput::OnHook,
-        ModemLine::Ok | ModemLine::Error | ModemLine::Echo(_) => return None,
-        ModemLine::Other(text) => {
-            info!(line, text = %text, "modem says");
-            return None;
-        }
+        // Results, echoes and other text (logged by the caller, within its budget) change nothing.
+        ModemLine::Ok | ModemLine::Error | ModemLine::Echo(_) | ModemLine::Other(_) => return None,
     })
+}
+
+/// A log budget: at most `LOG_BUDGET` noisy lines (garbage, overlong lines) per minute, then a count of what was
+/// left out, so line noise cannot flood the logs of a small board.
+struct LogBudget {
+    window: Instant,
+    used: u32,
+    suppressed: u64,
+}
+
+const LOG_BUDGET: u32 = 20;
+
+impl LogBudget {
+    fn new() -> Self {
+        LogBudget {
+            window: Instant::now(),
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether to log now; when a new window opens, first reports how many were left out.
+    fn allow(&mut self, line: &str) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Duration::from_secs(60) {
+            if self.suppressed > 0 {
+                warn!(
+                    line,
+                    suppressed = self.suppressed,
+                    "serial line noise: messages left out in the last minute"
+                );
+            }
+            self.window = now;
+            self.used = 0;
+            self.suppressed = 0;
+        }
+        if self.used < LOG_BUDGET {
+            self.used += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 /// The init commands, each with `|`-separated alternatives tried in order on ERROR or silence.
@@ -304,6 +353,17 @@ mod tests {
         assert_eq!(s.advance(true), Some("ATI"));
         assert_eq!(s.advance(false), None);
         assert_eq!(s.failed, vec!["ATI".to_string()]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn noisy_lines_are_logged_within_a_budget_per_minute() {
+        let mut b = LogBudget::new();
+        let allowed = (0..100).filter(|_| b.allow("line1")).count();
+        assert_eq!(allowed, LOG_BUDGET as usize);
+        assert_eq!(b.suppressed, 100 - LOG_BUDGET as u64);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(b.allow("line1"), "a new minute opens a new budget");
+        assert_eq!(b.suppressed, 0);
     }
 
     #[test]
