@@ -60,4 +60,8 @@ cargo build -p linekeeper </dev/null || fail "the daemon does not build"
 banner "cargo test --workspace"
 cargo test --workspace </dev/null || fail "tests failed"
 
+banner "benchmark smoke run: lkbench --quick (figures are printed, not asserted; it fails only on lost events)"
+cargo build --release -p linekeeper </dev/null || fail "the release daemon does not build"
+cargo run --release -p linekeeper-e2e --bin lkbench -- --quick </dev/null || fail "lkbench --quick failed"
+
 banner "all checks passed"

@@ -67,7 +67,6 @@ pub async fn run(
     info!(
         site = %cfg.site.id,
         store = %cfg.store.path.display(),
-        calls = store.call_count(),
         next_seq = store.next_seq()?,
         "store opened"
     );

@@ -553,7 +553,14 @@ impl Engine {
         }
         self.change.tasks = self.dirty_tasks.values().cloned().collect();
         let started = std::time::Instant::now();
-        match self.store.commit(&self.change, self.next_seq) {
+        // The flush blocks; on the multi-threaded runtime let the other tasks move to another worker meanwhile.
+        let result = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.store.commit(&self.change, self.next_seq))
+            }
+            _ => self.store.commit(&self.change, self.next_seq),
+        };
+        match result {
             Ok(()) => {
                 inc(&self.metrics.commits);
                 self.metrics.commit_micros.fetch_add(

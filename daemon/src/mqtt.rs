@@ -27,6 +27,8 @@ use crate::store::Store;
 pub const WINDOW: usize = 64;
 /// Acknowledged events kept in the outbox for SSE clients resuming with Last-Event-ID.
 pub const KEEP_ACKED: u64 = 1000;
+/// Acknowledged events between two outbox prunes.
+const PRUNE_EVERY: u64 = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The uplink's state, for /healthz and the status page.
@@ -160,6 +162,7 @@ impl Uplink {
             acked: self.store.mqtt_acked().unwrap_or(0),
             next: 0,
             in_flight: 0,
+            pruned: 0,
             retained: HashMap::new(),
         };
         loop {
@@ -173,6 +176,7 @@ impl Uplink {
                         s.connected = true;
                         // Birth message, then the whole retained state, then the backlog from the last ack on.
                         s.publish(format!("{}/status", s.prefix), b"online".to_vec(), true, None);
+                        s.pruned = s.acked;
                         let snap = self.snapshot.borrow_and_update().clone();
                         s.publish_state(&snap);
                         s.next = s.acked + 1;
@@ -234,18 +238,27 @@ struct Session {
     acked: u64,
     next: u64,
     in_flight: usize,
+    /// The watermark at the last outbox prune.
+    pruned: u64,
     /// The last payload published on each retained topic in this session.
     retained: HashMap<String, Vec<u8>>,
 }
 
 impl Session {
-    fn publish(&mut self, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) {
+    /// Hands a QoS 1 publish to rumqttc; false when its request queue is full (try again later).
+    fn publish(&mut self, topic: String, payload: Vec<u8>, retain: bool, seq: Option<u64>) -> bool {
         match self
             .client
             .try_publish(&topic, QoS::AtLeastOnce, retain, payload)
         {
-            Ok(()) => self.tags.push_back(seq),
-            Err(e) => warn!(topic, error = %e, "cannot queue MQTT publish"),
+            Ok(()) => {
+                self.tags.push_back(seq);
+                true
+            }
+            Err(e) => {
+                debug!(topic, error = %e, "MQTT request queue full; will retry");
+                false
+            }
         }
     }
 
@@ -266,9 +279,10 @@ impl Session {
             serde_json::to_vec(&snap.queue).unwrap_or_default(),
         ));
         for (topic, payload) in items {
-            if self.retained.get(&topic) != Some(&payload) {
-                self.retained.insert(topic.clone(), payload.clone());
-                self.publish(topic, payload, true, None);
+            if self.retained.get(&topic) != Some(&payload)
+                && self.publish(topic.clone(), payload.clone(), true, None)
+            {
+                self.retained.insert(topic, payload);
             }
         }
     }
@@ -288,11 +302,15 @@ impl Session {
                 return;
             }
             for ev in events {
-                self.next = ev.seq + 1;
+                let seq = ev.seq;
                 let ev = if self.mask { ev.masked() } else { ev };
                 let topic = format!("{}/{}", self.prefix, ev.topic_suffix());
                 let payload = serde_json::to_vec(&ev).unwrap_or_default();
-                self.publish(topic, payload, false, Some(ev.seq));
+                if !self.publish(topic, payload, false, Some(seq)) {
+                    // Not sent: `next` stays, and the next acknowledgement or change tries again.
+                    return;
+                }
+                self.next = seq + 1;
                 self.in_flight += 1;
                 inc(&metrics.mqtt_published);
             }
@@ -316,8 +334,13 @@ impl Session {
         }
         if self.acked != before {
             metrics.mqtt_acked_seq.store(self.acked, Relaxed);
-            if let Err(e) = store.set_mqtt_acked(self.acked, KEEP_ACKED) {
+            // The watermark is cheap to record; pruning scans the outbox, so it runs every PRUNE_EVERY events.
+            let prune = self.acked >= self.pruned + PRUNE_EVERY;
+            if let Err(e) = store.set_mqtt_acked(self.acked, prune.then_some(KEEP_ACKED)) {
                 warn!(error = %e, "cannot record the MQTT acknowledgement");
+            }
+            if prune {
+                self.pruned = self.acked;
             }
         }
     }

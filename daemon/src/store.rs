@@ -259,10 +259,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn call_count(&self) -> usize {
-        self.calls.len()
-    }
-
     pub fn open_calls(&self) -> Result<Vec<Call>, StoreError> {
         self.via_index(&self.open_calls, |id| self.call(id))
     }
@@ -321,12 +317,15 @@ impl Store {
         Ok(self.meta.get(MQTT_ACKED)?.map(|v| from_be(&v)).unwrap_or(0))
     }
 
-    /// Records the broker's acknowledgement up to `seq` and drops outbox events older than `seq - keep` (kept a while
+    /// Records the broker's acknowledgement up to `seq` and with `prune_keep`, drops outbox events older than `seq - keep` (kept a while
     /// for SSE clients that resume with Last-Event-ID). Not flushed at once: losing it only re-sends events, which
     /// carry the same `event_id`.
-    pub fn set_mqtt_acked(&self, seq: u64, keep: u64) -> Result<(), StoreError> {
+    pub fn set_mqtt_acked(&self, seq: u64, prune_keep: Option<u64>) -> Result<(), StoreError> {
         self.meta.insert(MQTT_ACKED, &be(seq))?;
-        self.prune_outbox(seq.saturating_sub(keep))
+        match prune_keep {
+            Some(keep) => self.prune_outbox(seq.saturating_sub(keep)),
+            None => Ok(()),
+        }
     }
 
     /// Removes outbox events with `seq < below`.
@@ -466,7 +465,7 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(seqs, vec![2, 256]);
-        s.set_mqtt_acked(256, 1).unwrap();
+        s.set_mqtt_acked(256, Some(1)).unwrap();
         assert_eq!(s.mqtt_acked().unwrap(), 256);
         let seqs: Vec<u64> = s
             .events_from(0, 10)
