@@ -792,6 +792,61 @@ async fn broker_outage_loses_no_event() {
     assert_eq!(calls.len(), 50, "GET /api/calls must hold the 50 calls");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_while_the_daemon_restarts_loses_no_event() {
+    let mut env = Env::start_durable(DaemonOptions {
+        ring_timeout: "300ms".into(),
+        mask_numbers: false,
+        ..DaemonOptions::default()
+    })
+    .await;
+    let number = |i: usize| format!("1360000{i:04}");
+    async fn missed_calls(env: &mut Env, numbers: impl Iterator<Item = String>) {
+        for n in numbers {
+            env.modem.caller_id(Some(&n), Some("RESTART")).await;
+            env.modem.ring().await;
+            env.daemon.wait_call_ended_http(&n);
+        }
+    }
+    missed_calls(&mut env, (0..5).map(number)).await;
+    // The broker goes away; calls go on; the daemon is killed and started again; more calls.
+    env.broker.stop();
+    missed_calls(&mut env, (5..15).map(number)).await;
+    env.daemon.kill9();
+    env.restart_daemon().await;
+    missed_calls(&mut env, (15..25).map(number)).await;
+    env.broker.start();
+    env.watch
+        .wait_until(
+            "call.ended and task.created on MQTT for all 25 calls after the outage",
+            LONG,
+            |msgs| {
+                let mut ended = BTreeSet::new();
+                let mut created = BTreeSet::new();
+                for m in msgs.iter() {
+                    let Some(v) = m.json() else { continue };
+                    if m.topic == TOPIC_CALL && v["type"] == "call.ended" {
+                        if let Some(n) = v["call"]["number"].as_str() {
+                            ended.insert(n.to_string());
+                        }
+                    }
+                    if m.topic == TOPIC_TASK && v["type"] == "task.created" {
+                        if let Some(n) = v["task"]["number"].as_str() {
+                            created.insert(n.to_string());
+                        }
+                    }
+                }
+                (0..25).all(|i| ended.contains(&number(i)) && created.contains(&number(i)))
+            },
+        )
+        .await;
+    let events = distinct_events(&env.watch.messages());
+    for e in &events {
+        assert_event_envelope(e);
+    }
+    assert_seq_contiguous(&events);
+}
+
 // ---------------------------------------------------------------------------------------
 // The serial line
 // ---------------------------------------------------------------------------------------
