@@ -47,6 +47,10 @@ pub struct Config {
     pub web: Web,
     #[serde(default)]
     pub policy: Policy,
+    /// Opening hours; absent = open 24x7.
+    pub hours: Option<crate::calendar::HoursConfig>,
+    #[serde(default, rename = "shift")]
+    pub shifts: Vec<crate::calendar::ShiftConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +223,34 @@ pub enum UnknownOutcome {
     Ignore,
 }
 
+/// A duration that can be switched off: `"off"` (or `"0s"`) is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptDuration(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for OptDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("off") || t == "0" {
+            return Ok(OptDuration(None));
+        }
+        humantime::parse_duration(t)
+            .map(|d| OptDuration((!d.is_zero()).then_some(d)))
+            .map_err(|e| {
+                serde::de::Error::custom(format!("`{s}` is not a duration ({e}) nor \"off\""))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadlineClockKind {
+    /// Deadlines count on the wall clock.
+    Wall,
+    /// Deadlines count only open hours (`[hours]`).
+    Business,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -228,6 +260,55 @@ pub struct Policy {
     pub unknown_outcome: UnknownOutcome,
     #[serde(default = "default_answer_target")]
     pub answer_target: HumanDuration,
+    #[serde(default = "default_deadline_clock")]
+    pub deadline_clock: DeadlineClockKind,
+    #[serde(default = "default_callback_due")]
+    pub complaint_response_due: HumanDuration,
+    #[serde(default = "one_hour")]
+    pub supervisor_decision_due: HumanDuration,
+    #[serde(default = "one_hour")]
+    pub referral_due: HumanDuration,
+    #[serde(default = "default_callback_due")]
+    pub followup_due: HumanDuration,
+    #[serde(default = "one_hour")]
+    pub followup_issue_due: HumanDuration,
+    #[serde(default = "default_reopen_below")]
+    pub reopen_below: u8,
+    #[serde(default = "default_warn_before")]
+    pub warn_before: OptDuration,
+    #[serde(default = "one_hour")]
+    pub escalate_every: HumanDuration,
+    /// Long ringing is a breach: alert while it still rings.
+    #[serde(default = "default_ring_alert_after")]
+    pub ring_alert_after: OptDuration,
+    /// The same number again within this window is a repeat caller.
+    #[serde(default = "default_repeat_window")]
+    pub repeat_window: HumanDuration,
+    /// Unanswered calls shorter than this are left out of the service level.
+    #[serde(default = "default_short_abandon")]
+    pub short_abandon: HumanDuration,
+}
+
+fn default_deadline_clock() -> DeadlineClockKind {
+    DeadlineClockKind::Wall
+}
+fn one_hour() -> HumanDuration {
+    dur(3600)
+}
+fn default_reopen_below() -> u8 {
+    3
+}
+fn default_warn_before() -> OptDuration {
+    OptDuration(Some(Duration::from_secs(7200)))
+}
+fn default_ring_alert_after() -> OptDuration {
+    OptDuration(Some(Duration::from_secs(15)))
+}
+fn default_repeat_window() -> HumanDuration {
+    dur(7 * 24 * 3600)
+}
+fn default_short_abandon() -> HumanDuration {
+    dur(5)
 }
 
 fn default_callback_due() -> HumanDuration {
@@ -242,10 +323,24 @@ fn default_answer_target() -> HumanDuration {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy {
-            callback_due: default_callback_due(),
-            unknown_outcome: default_unknown_outcome(),
-            answer_target: default_answer_target(),
+        // The defaults of every field, as serde fills them in.
+        toml::from_str("").unwrap_or_else(|e| panic!("policy defaults: {e}"))
+    }
+}
+
+impl Policy {
+    pub fn task_policy(&self) -> crate::tasks::TaskPolicy {
+        crate::tasks::TaskPolicy {
+            callback_due: self.callback_due.0,
+            unknown_outcome: self.unknown_outcome,
+            complaint_response_due: self.complaint_response_due.0,
+            supervisor_decision_due: self.supervisor_decision_due.0,
+            referral_due: self.referral_due.0,
+            followup_due: self.followup_due.0,
+            followup_issue_due: self.followup_issue_due.0,
+            reopen_below: self.reopen_below,
+            warn_before: self.warn_before.0,
+            escalate_every: self.escalate_every.0,
         }
     }
 }
@@ -431,8 +526,40 @@ impl Config {
                 ),
             );
         }
-        if self.policy.callback_due.0 < Duration::from_secs(1) {
-            add("policy.callback_due", "must be at least 1s".into());
+        let pol = &self.policy;
+        for (key, d) in [
+            ("policy.callback_due", pol.callback_due),
+            ("policy.complaint_response_due", pol.complaint_response_due),
+            (
+                "policy.supervisor_decision_due",
+                pol.supervisor_decision_due,
+            ),
+            ("policy.referral_due", pol.referral_due),
+            ("policy.followup_due", pol.followup_due),
+            ("policy.followup_issue_due", pol.followup_issue_due),
+            ("policy.escalate_every", pol.escalate_every),
+        ] {
+            if d.0 < Duration::from_secs(1) {
+                add(key, "must be at least 1s".into());
+            }
+        }
+        if !(1..=6).contains(&pol.reopen_below) {
+            add(
+                "policy.reopen_below",
+                format!(
+                    "{} must be 1 to 6 (scores are 1-5; 6 reopens on any score below 6)",
+                    pol.reopen_below
+                ),
+            );
+        }
+        if pol.deadline_clock == DeadlineClockKind::Business && self.hours.is_none() {
+            add(
+                "policy.deadline_clock",
+                "\"business\" needs an [hours] section to count open hours".into(),
+            );
+        }
+        for (key, msg) in crate::calendar::validate(self.hours.as_ref(), &self.shifts) {
+            add(&key, msg);
         }
         p
     }

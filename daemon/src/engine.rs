@@ -13,15 +13,20 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use crate::calendar::BusinessCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::DeadlineClockKind;
 use crate::metrics::{inc, Metrics};
 use crate::model::{
     id_floor, new_id, rfc3339_local, Alert, Call, Direction, Event, LineState, Outcome,
     QueueSummary, Subject, Task, TaskKind, Time,
 };
+use crate::model::{Level, Severity, TaskState};
 use crate::store::{Change, Store, StoreError};
-use crate::tasks::{self, ActionError};
+use crate::tasks::{
+    self, ActionError, ComplaintRequest, DeadlineClock, Deadlines, Effect, TaskAction, TaskPolicy,
+};
 use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
 
 /// Largest number of inputs applied in one commit.
@@ -38,10 +43,13 @@ pub enum Input {
         line: String,
         input: LineInput,
     },
-    CloseTask {
+    Action {
         id: String,
-        by: Option<String>,
-        note: Option<String>,
+        action: TaskAction,
+        reply: oneshot::Sender<Result<Task, ActionError>>,
+    },
+    Complaint {
+        req: ComplaintRequest,
         reply: oneshot::Sender<Result<Task, ActionError>>,
     },
 }
@@ -81,14 +89,29 @@ impl EngineHandle {
         by: Option<String>,
         note: Option<String>,
     ) -> Result<Task, ActionError> {
+        self.task_action(id, TaskAction::Done { by, note }).await
+    }
+
+    /// Applies an action to a task; answers once the change is on disk.
+    pub async fn task_action(&self, id: &str, action: TaskAction) -> Result<Task, ActionError> {
+        let (reply, rx) = oneshot::channel();
+        let input = Input::Action {
+            id: id.to_string(),
+            action,
+            reply,
+        };
+        self.tx
+            .send(input)
+            .await
+            .map_err(|_| ActionError::ShuttingDown)?;
+        rx.await.map_err(|_| ActionError::ShuttingDown)?
+    }
+
+    /// Opens a complaint (from a call, or by hand); answers once it is on disk.
+    pub async fn open_complaint(&self, req: ComplaintRequest) -> Result<Task, ActionError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Input::CloseTask {
-                id: id.to_string(),
-                by,
-                note,
-                reply,
-            })
+            .send(Input::Complaint { req, reply })
             .await
             .map_err(|_| ActionError::ShuttingDown)?;
         rx.await.map_err(|_| ActionError::ShuttingDown)?
@@ -140,8 +163,13 @@ pub struct Engine {
     next_seq: u64,
     /// Open callback/review tasks by caller number.
     open_by_number: HashMap<String, String>,
-    /// Open tasks not yet overdue, by deadline.
-    due: BTreeSet<(Time, String)>,
+    /// Each open task's next deadline timer (warning, deadline, escalation), by time; one per task.
+    timers: BTreeSet<(Time, String)>,
+    timer_at: HashMap<String, Time>,
+    policy: TaskPolicy,
+    deadlines: Box<dyn DeadlineClock + Send>,
+    /// Ringing calls not yet alerted for ringing long: line -> (call id, when to alert).
+    ring_alerts: HashMap<String, (String, Time)>,
     open_count: u64,
     overdue_count: u64,
     today: Today,
@@ -179,6 +207,13 @@ impl Engine {
                 )
             })
             .collect();
+        let policy = cfg.policy.task_policy();
+        let calendar = BusinessCalendar::new(cfg.timezone(), cfg.hours.as_ref(), &cfg.shifts)
+            .unwrap_or_else(|_| BusinessCalendar::always_open(cfg.timezone()));
+        let deadlines: Box<dyn DeadlineClock + Send> = Box::new(Deadlines {
+            calendar,
+            business: cfg.policy.deadline_clock == DeadlineClockKind::Business,
+        });
         let mut e = Engine {
             tz: cfg.timezone(),
             cfg,
@@ -189,7 +224,11 @@ impl Engine {
             trackers,
             alerted_down: BTreeSet::new(),
             open_by_number: HashMap::new(),
-            due: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            timer_at: HashMap::new(),
+            policy,
+            deadlines,
+            ring_alerts: HashMap::new(),
             open_count: 0,
             overdue_count: 0,
             today: Today::default(),
@@ -222,28 +261,42 @@ impl Engine {
         Ok((e, handle))
     }
 
+    /// Adds an open task to the counts, the number index and the timers.
     fn index_open(&mut self, t: &Task) {
+        if t.state != TaskState::Open {
+            return;
+        }
         self.open_count += 1;
         if t.overdue {
             self.overdue_count += 1;
-        } else {
-            self.due.insert((t.due_at, t.id.clone()));
         }
-        if let Some(n) = &t.number {
-            self.open_by_number.insert(n.clone(), t.id.clone());
+        if matches!(t.kind, TaskKind::Callback | TaskKind::Review) {
+            if let Some(n) = &t.number {
+                self.open_by_number.insert(n.clone(), t.id.clone());
+            }
+        }
+        if let Some((at, _)) = tasks::next_timer(t, &self.policy) {
+            self.timers.insert((at, t.id.clone()));
+            self.timer_at.insert(t.id.clone(), at);
         }
     }
 
+    /// Removes a task (as it was indexed) from the counts, the number index and the timers.
     fn unindex(&mut self, t: &Task) {
+        if t.state != TaskState::Open {
+            return;
+        }
         self.open_count = self.open_count.saturating_sub(1);
         if t.overdue {
             self.overdue_count = self.overdue_count.saturating_sub(1);
         }
-        self.due.remove(&(t.due_at, t.id.clone()));
         if let Some(n) = &t.number {
             if self.open_by_number.get(n) == Some(&t.id) {
                 self.open_by_number.remove(n);
             }
+        }
+        if let Some(at) = self.timer_at.remove(&t.id) {
+            self.timers.remove(&(at, t.id.clone()));
         }
     }
 
@@ -291,8 +344,11 @@ impl Engine {
                 at = at.min(d);
             }
         }
-        if let Some((due, _)) = self.due.first() {
+        if let Some((due, _)) = self.timers.first() {
             at = at.min(wall_to_mono(now, *due));
+        }
+        for (_, at_wall) in self.ring_alerts.values() {
+            at = at.min(wall_to_mono(now, *at_wall));
         }
         at
     }
@@ -326,13 +382,12 @@ impl Engine {
         let now = self.clock.now();
         match msg {
             Input::Line { line, input } => self.line_input(&line, input, now),
-            Input::CloseTask {
-                id,
-                by,
-                note,
-                reply,
-            } => {
-                let r = self.close_task(&id, by, note, now.wall);
+            Input::Action { id, action, reply } => {
+                let r = self.task_action(&id, action, now.wall);
+                self.replies.push((reply, r));
+            }
+            Input::Complaint { req, reply } => {
+                let r = self.open_complaint(req, now.wall);
                 self.replies.push((reply, r));
             }
         }
@@ -359,7 +414,7 @@ impl Engine {
             {
                 self.alert(
                     "line_down",
-                    "critical",
+                    Level::Supervisor,
                     format!("line {line} is down: {reason}"),
                     Some(line),
                     None,
@@ -369,7 +424,7 @@ impl Engine {
         } else if is_up && !was_up && self.alerted_down.remove(line) {
             self.alert(
                 "line_up",
-                "info",
+                Level::Supervisor,
                 format!("line {line} is back up"),
                 Some(line),
                 None,
@@ -389,31 +444,45 @@ impl Engine {
         for t in transitions {
             self.call_transition(t.kind, t.call, now.wall);
         }
-        while let Some((due, id)) = self.due.first().cloned() {
-            if due > now.wall {
+        while let Some((at, id)) = self.timers.first().cloned() {
+            if at > now.wall {
                 break;
             }
-            self.due.pop_first();
-            match self.load_task(&id) {
-                Some(mut task) if task.state == crate::model::TaskState::Open && !task.overdue => {
-                    tasks::mark_overdue(&mut task, now.wall);
-                    self.overdue_count += 1;
-                    self.alert(
-                        "task_overdue",
-                        "warning",
-                        format!(
-                            "{} task {} passed its deadline",
-                            kind_name(task.kind),
-                            task.id
-                        ),
-                        None,
-                        Some(&task),
-                        now.wall,
-                    );
-                    self.record_task("task.overdue", task, now.wall);
-                }
-                _ => {}
-            }
+            let Some(before) = self.load_task(&id) else {
+                self.timers.pop_first();
+                self.timer_at.remove(&id);
+                continue;
+            };
+            let mut task = before.clone();
+            let effects = match tasks::next_timer(&task, &self.policy) {
+                Some((t, timer)) if t <= now.wall => tasks::on_timer(&mut task, timer, now.wall),
+                _ => Vec::new(),
+            };
+            self.task_changed(&before, task, effects, now.wall);
+        }
+        let due_alerts: Vec<(String, String)> = self
+            .ring_alerts
+            .iter()
+            .filter(|(_, (_, at))| *at <= now.wall)
+            .map(|(line, (call, _))| (line.clone(), call.clone()))
+            .collect();
+        for (line, call) in due_alerts {
+            self.ring_alerts.remove(&line);
+            let secs = self
+                .cfg
+                .policy
+                .ring_alert_after
+                .0
+                .unwrap_or_default()
+                .as_secs();
+            self.alert(
+                "long_ringing",
+                Level::ShiftLead,
+                format!("line {line} has been ringing for over {secs} s (call {call})"),
+                Some(&line),
+                None,
+                now.wall,
+            );
         }
         if self.today.date != Some(self.local_date(now.wall)) {
             if let Err(e) = self.rebuild_today(now.wall) {
@@ -423,6 +492,19 @@ impl Engine {
     }
 
     fn call_transition(&mut self, kind: CallEventKind, call: Call, now: Time) {
+        match kind {
+            CallEventKind::Ringing => {
+                if let Some(after) = self.cfg.policy.ring_alert_after.0 {
+                    let at =
+                        call.started_at + chrono::Duration::from_std(after).unwrap_or_default();
+                    self.ring_alerts
+                        .insert(call.line.clone(), (call.id.clone(), at));
+                }
+            }
+            _ => {
+                self.ring_alerts.remove(&call.line);
+            }
+        }
         if kind == CallEventKind::Ended {
             let m = &self.metrics;
             match call.outcome {
@@ -442,7 +524,7 @@ impl Engine {
     }
 
     fn open_or_update_task(&mut self, call: &Call, now: Time) {
-        let Some(kind) = tasks::kind_for(call, self.cfg.policy.unknown_outcome) else {
+        let Some(kind) = tasks::kind_for(call, self.policy.unknown_outcome) else {
             return;
         };
         let Some(number) = call.number.clone() else {
@@ -454,36 +536,104 @@ impl Engine {
             .cloned()
             .and_then(|id| self.load_task(&id));
         match existing {
-            Some(mut task) => {
+            Some(before) => {
+                let mut task = before.clone();
                 tasks::add_attempt(&mut task, call, kind, now);
-                self.record_task("task.updated", task, now);
+                self.task_changed(&before, task, vec![Effect::Event("task.updated")], now);
             }
             None => {
-                let due = now
-                    + chrono::Duration::from_std(self.cfg.policy.callback_due.0)
-                        .unwrap_or(chrono::Duration::hours(24));
-                let task = tasks::new_task(call, kind, due, now);
-                self.index_open(&task);
-                self.record_task("task.created", task, now);
+                let due = self.deadlines.after(now, self.policy.callback_due);
+                self.task_opened(tasks::new_task(call, kind, due, now), now);
             }
         }
     }
 
-    fn close_task(
+    fn task_opened(&mut self, task: Task, now: Time) {
+        self.index_open(&task);
+        self.record_task("task.created", task, now);
+    }
+
+    /// Records a changed task (`before` as it is indexed), keeps the indexes in step and carries out the effects.
+    fn task_changed(&mut self, before: &Task, task: Task, effects: Vec<Effect>, now: Time) {
+        self.unindex(before);
+        self.index_open(&task);
+        self.dirty_tasks.insert(task.id.clone(), task.clone());
+        for effect in effects {
+            match effect {
+                Effect::Event(kind) => self.record_task(kind, task.clone(), now),
+                Effect::Open(new) => self.task_opened(*new, now),
+                Effect::Alert {
+                    rule,
+                    level,
+                    message,
+                } => self.alert(rule, level, message, None, Some(&task), now),
+                Effect::Reopen { id, score } => {
+                    if let Some(before) = self.load_task(&id) {
+                        let mut complaint = before.clone();
+                        let fx = tasks::reopen(
+                            &mut complaint,
+                            score,
+                            &self.policy,
+                            &*self.deadlines,
+                            now,
+                        );
+                        self.task_changed(&before, complaint, fx, now);
+                    }
+                }
+            }
+        }
+    }
+
+    fn task_action(
         &mut self,
         id: &str,
-        by: Option<String>,
-        note: Option<String>,
+        action: TaskAction,
         now: Time,
     ) -> Result<Task, ActionError> {
-        let mut task = self
+        let before = self
             .load_task(id)
             .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
-        tasks::close(&mut task, by, note, now)?;
-        // The index holds the pre-close copy (same due, overdue flag and number).
-        self.unindex(&task);
-        info!(task = %task.id, by = ?task.closed_by, "task done");
-        self.record_task("task.done", task.clone(), now);
+        let mut task = before.clone();
+        let name = action.name();
+        let effects = tasks::apply(&mut task, action, &self.policy, &*self.deadlines, now)?;
+        info!(task = %task.id, action = name, "task action");
+        self.task_changed(&before, task.clone(), effects, now);
+        Ok(task)
+    }
+
+    fn open_complaint(&mut self, req: ComplaintRequest, now: Time) -> Result<Task, ActionError> {
+        let call = match &req.call_id {
+            Some(id) => Some(
+                self.store
+                    .call(id)
+                    .map_err(|e| ActionError::Store(e.to_string()))?
+                    .ok_or_else(|| ActionError::Invalid(format!("no call with id {id}")))?,
+            ),
+            None => None,
+        };
+        if call.is_none() && req.number.is_none() && req.note.is_none() {
+            return Err(ActionError::Invalid(
+                "a complaint needs a call_id, a number or a note saying what happened".into(),
+            ));
+        }
+        let task = tasks::new_complaint(&req, call.as_ref(), &self.policy, &*self.deadlines, now);
+        info!(task = %task.id, severity = ?task.severity, "complaint opened");
+        if task.severity == Some(Severity::Major) {
+            let msg = format!(
+                "major complaint {}: {}",
+                task.id,
+                task.note.clone().unwrap_or_default()
+            );
+            self.alert(
+                "major_complaint",
+                Level::Manager,
+                msg,
+                None,
+                Some(&task),
+                now,
+            );
+        }
+        self.task_opened(task.clone(), now);
         Ok(task)
     }
 
@@ -520,23 +670,23 @@ impl Engine {
 
     fn record_task(&mut self, kind: &str, task: Task, now: Time) {
         self.dirty_tasks.insert(task.id.clone(), task.clone());
-        let e = self.event(kind, Subject::Task { task }, now);
+        let e = self.event(kind, Subject::Task { task: Box::new(task) }, now);
         self.change.events.push(e);
     }
 
     fn alert(
         &mut self,
         rule: &str,
-        level: &str,
+        level: Level,
         message: String,
         line: Option<&str>,
         task: Option<&Task>,
         now: Time,
     ) {
-        warn!(rule, level, "{message}");
+        warn!(rule, level = level.as_str(), "{message}");
         let alert = Alert {
             rule: rule.into(),
-            level: level.into(),
+            level: level.as_str().into(),
             message,
             line: line.map(str::to_string),
             task_id: task.map(|t| t.id.clone()),
@@ -641,13 +791,6 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn kind_name(k: TaskKind) -> &'static str {
-    match k {
-        TaskKind::Callback => "callback",
-        TaskKind::Review => "review",
-    }
-}
-
 /// The monotonic instant at which the wall clock will read `at` (now, if that is past).
 fn wall_to_mono(now: Now, at: Time) -> Instant {
     let d = (at - now.wall).to_std().unwrap_or(Duration::ZERO);
@@ -740,14 +883,39 @@ callback_due = "2h"
         assert_eq!(task.attempts, 2);
         assert_eq!(task.call_ids.len(), 2);
         let id = task.id.clone();
-        // the deadline (2h after the first call) passes: overdue once, with an alert
+        // The deadline (2h after the first call; no warning, since warn_before = 2h is the whole span) passes:
+        // overdue once, escalated to the shift lead, alerted; then one level an hour up to the manager, and no more.
         tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
-        let a = r.next().await;
-        let o = r.next().await;
-        assert_eq!(a.kind, "alert.task_overdue");
-        assert_eq!(o.kind, "task.overdue");
-        tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
-        assert!(r.events.try_recv().is_err(), "overdue is emitted once");
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            kinds.push(r.next().await.kind);
+        }
+        assert_eq!(
+            kinds,
+            vec!["task.overdue", "task.escalated", "alert.task_overdue"]
+        );
+        tokio::time::sleep(Duration::from_secs(5 * 3600)).await;
+        let mut levels = Vec::new();
+        while let Ok(e) = r.events.try_recv() {
+            match &e.subject {
+                Subject::Task { task } => levels.push((e.kind.clone(), task.level)),
+                Subject::Alert { alert } => levels.push((
+                    e.kind.clone(),
+                    serde_json::from_value(alert.level.clone().into()).unwrap(),
+                )),
+                _ => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(
+            levels,
+            vec![
+                ("task.escalated".to_string(), Level::Supervisor),
+                ("alert.escalation".to_string(), Level::Supervisor),
+                ("task.escalated".to_string(), Level::Manager),
+                ("alert.escalation".to_string(), Level::Manager),
+            ],
+            "overdue is emitted once; the climb stops at the top"
+        );
         let snap = r.handle.snapshot.borrow().clone();
         assert_eq!((snap.queue.open_tasks, snap.queue.overdue_tasks), (1, 1));
         // close by the API path

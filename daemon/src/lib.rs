@@ -2,6 +2,7 @@
 //! call log and callback tasks in the store and publishes events to MQTT and to the web API.
 
 pub mod auth;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod control;

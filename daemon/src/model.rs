@@ -76,16 +76,97 @@ pub struct Call {
     pub talk_s: Option<f64>,
     pub outcome: Option<Outcome>,
     pub agent: Option<String>,
+    /// The same number called within `repeat_window` before.
+    #[serde(default)]
+    pub repeat: bool,
+    /// The caller is on the VIP list.
+    #[serde(default)]
+    pub vip: bool,
+    /// The wall clock was not known to be synchronised when the call was recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clock_unsynced: bool,
     /// Extra text the caller-ID block carried (MESG).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {
+    /// A missed call to return.
     Callback,
+    /// A call whose outcome the line could not see, to settle with one click.
     Review,
+    /// A customer's complaint (SERVICE-POLICY section 3).
+    Complaint,
+    /// A follow-up visit (回访) after a resolved complaint, recording a satisfaction score.
+    Followup,
+    /// A matter handed to another department, to be agreed within `referral_due`.
+    Referral,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Callback => "callback",
+            TaskKind::Review => "review",
+            TaskKind::Complaint => "complaint",
+            TaskKind::Followup => "followup",
+            TaskKind::Referral => "referral",
+        }
+    }
+}
+
+/// Escalation levels (SERVICE-POLICY section 4), in order.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    #[default]
+    Agent,
+    ShiftLead,
+    Supervisor,
+    Manager,
+}
+
+impl Level {
+    pub fn next(self) -> Level {
+        match self {
+            Level::Agent => Level::ShiftLead,
+            Level::ShiftLead => Level::Supervisor,
+            Level::Supervisor | Level::Manager => Level::Manager,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Agent => "agent",
+            Level::ShiftLead => "shift_lead",
+            Level::Supervisor => "supervisor",
+            Level::Manager => "manager",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Normal,
+    /// Compensation or beyond the agent: alerts the top level at once.
+    Major,
+}
+
+/// Where a complaint stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Waiting for the first response (due `complaint_response_due`).
+    AwaitingResponse,
+    /// Responded with a promised fix time, which is the deadline now.
+    InProgress,
+    /// Resolved; a follow-up visit is open.
+    Resolved,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +223,50 @@ pub struct Task {
     pub closed_at: Option<Time>,
     pub closed_by: Option<String>,
     pub history: Vec<TaskEntry>,
+    /// Escalation level reached (agent until a deadline is missed).
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default)]
+    pub escalated_at: Option<Time>,
+    #[serde(default)]
+    pub acknowledged_at: Option<Time>,
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    /// A warning `warn_before` the deadline was sent for the current deadline.
+    #[serde(default)]
+    pub warned: bool,
+    /// Complaints: how serious, and where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The agent who took the call the task came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promised_fix_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+    /// A matter the supervisor can decide: due within `supervisor_decision_due`, never after the business day.
+    #[serde(default)]
+    pub supervisor_decision: bool,
+    /// Follow-ups: the score 1-5; referrals: the department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// Follow-ups and referrals: the complaint they belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub reopened: u32,
+    /// The caller is on the VIP list.
+    #[serde(default)]
+    pub vip: bool,
 }
 
 /// What an event is about.
@@ -149,7 +274,7 @@ pub struct Task {
 #[serde(untagged)]
 pub enum Subject {
     Call { call: Call },
-    Task { task: Task },
+    Task { task: Box<Task> },
     Alert { alert: Alert },
 }
 

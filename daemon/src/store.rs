@@ -396,6 +396,9 @@ mod tests {
             talk_s: None,
             outcome: None,
             agent: None,
+            repeat: false,
+            vip: false,
+            clock_unsynced: false,
             message: None,
         }
     }

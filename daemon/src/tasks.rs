@@ -1,10 +1,107 @@
-//! Callback tasks (SERVICE-POLICY section 2), as pure functions over records: what a finished call opens or
-//! updates, and how a task is closed. The engine keeps the indexes and the store; this module only decides.
+//! Tasks (SERVICE-POLICY sections 2-4) as pure functions over records: what a finished call opens or updates,
+//! what each action does to a task, which deadline timer a task needs next and what happens when it fires. The
+//! engine keeps the indexes, the timers and the store; this module only decides.
+
+use std::time::Duration;
+
+use serde::Deserialize;
 
 use crate::config::UnknownOutcome;
 use crate::model::{
-    new_id, Call, Direction, Outcome, Priority, Task, TaskEntry, TaskKind, TaskState, Time,
+    new_id, Call, Direction, Level, Outcome, Priority, Severity, Stage, Task, TaskEntry, TaskKind,
+    TaskState, Time,
 };
+
+/// How deadlines are counted: on the wall clock, or only in open hours (`deadline_clock = "business"`).
+pub trait DeadlineClock {
+    /// The deadline `d` after `start`.
+    fn after(&self, start: Time, d: Duration) -> Time;
+    /// The close of the business day containing `t` (or of the next one, when closed at `t`).
+    fn end_of_business_day(&self, t: Time) -> Time;
+}
+
+/// Open 24x7, deadlines on the wall clock; the business day ends at local midnight.
+pub struct WallClock(pub chrono_tz::Tz);
+
+impl DeadlineClock for WallClock {
+    fn after(&self, start: Time, d: Duration) -> Time {
+        start + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    }
+    fn end_of_business_day(&self, t: Time) -> Time {
+        use chrono::TimeZone;
+        let next = t
+            .with_timezone(&self.0)
+            .date_naive()
+            .succ_opt()
+            .unwrap_or_default();
+        self.0
+            .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or(t)
+    }
+}
+
+/// Deadlines on the site's calendar: counted in open hours when `business`, else on the wall clock; the business
+/// day ends at closing time when `[hours]` is set, else at local midnight.
+pub struct Deadlines {
+    pub calendar: crate::calendar::BusinessCalendar,
+    pub business: bool,
+}
+
+impl DeadlineClock for Deadlines {
+    fn after(&self, start: Time, d: Duration) -> Time {
+        let wall = || WallClock(self.calendar.timezone()).after(start, d);
+        if self.business {
+            self.calendar.add_business(start, d).unwrap_or_else(wall)
+        } else {
+            wall()
+        }
+    }
+    fn end_of_business_day(&self, t: Time) -> Time {
+        let midnight = || WallClock(self.calendar.timezone()).end_of_business_day(t);
+        if self.calendar.is_always_open() {
+            midnight()
+        } else {
+            self.calendar
+                .end_of_business_day(t)
+                .unwrap_or_else(midnight)
+        }
+    }
+}
+
+/// The policy settings tasks follow (SERVICE-POLICY sections 2-4).
+#[derive(Debug, Clone)]
+pub struct TaskPolicy {
+    pub callback_due: Duration,
+    pub unknown_outcome: UnknownOutcome,
+    pub complaint_response_due: Duration,
+    pub supervisor_decision_due: Duration,
+    pub referral_due: Duration,
+    pub followup_due: Duration,
+    pub followup_issue_due: Duration,
+    pub reopen_below: u8,
+    pub warn_before: Option<Duration>,
+    pub escalate_every: Duration,
+}
+
+impl Default for TaskPolicy {
+    fn default() -> Self {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        TaskPolicy {
+            callback_due: h(24),
+            unknown_outcome: UnknownOutcome::Review,
+            complaint_response_due: h(24),
+            supervisor_decision_due: h(1),
+            referral_due: h(1),
+            followup_due: h(24),
+            followup_issue_due: h(1),
+            reopen_below: 3,
+            warn_before: Some(h(2)),
+            escalate_every: h(1),
+        }
+    }
+}
 
 /// The task kind a finished call asks for, if any.
 pub fn kind_for(call: &Call, unknown: UnknownOutcome) -> Option<TaskKind> {
@@ -20,18 +117,29 @@ pub fn kind_for(call: &Call, unknown: UnknownOutcome) -> Option<TaskKind> {
     }
 }
 
-pub fn new_task(call: &Call, kind: TaskKind, due_at: Time, now: Time) -> Task {
-    let action = match kind {
-        TaskKind::Callback => "opened: missed call",
-        TaskKind::Review => "opened: call outcome unknown, please review",
-    };
+fn entry(
+    at: Time,
+    action: impl Into<String>,
+    by: Option<String>,
+    note: Option<String>,
+) -> TaskEntry {
+    TaskEntry {
+        at,
+        action: action.into(),
+        by,
+        note,
+    }
+}
+
+/// A blank open task of `kind`.
+pub fn blank(kind: TaskKind, due_at: Time, now: Time) -> Task {
     Task {
         id: new_id(now),
         kind,
         state: TaskState::Open,
-        number: call.number.clone(),
-        name: call.name.clone(),
-        call_ids: vec![call.id.clone()],
+        number: None,
+        name: None,
+        call_ids: Vec::new(),
         attempts: 1,
         created_at: now,
         due_at,
@@ -41,13 +149,41 @@ pub fn new_task(call: &Call, kind: TaskKind, due_at: Time, now: Time) -> Task {
         overdue: false,
         closed_at: None,
         closed_by: None,
-        history: vec![TaskEntry {
-            at: now,
-            action: action.into(),
-            by: None,
-            note: None,
-        }],
+        history: Vec::new(),
+        level: Level::Agent,
+        escalated_at: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        warned: false,
+        severity: None,
+        stage: None,
+        category: None,
+        agent: None,
+        first_response_at: None,
+        promised_fix_at: None,
+        resolved_at: None,
+        supervisor_decision: false,
+        satisfaction: None,
+        department: None,
+        parent_id: None,
+        reopened: 0,
+        vip: false,
     }
+}
+
+pub fn new_task(call: &Call, kind: TaskKind, due_at: Time, now: Time) -> Task {
+    let action = match kind {
+        TaskKind::Review => "opened: call outcome unknown, please review",
+        _ => "opened: missed call",
+    };
+    let mut t = blank(kind, due_at, now);
+    t.number = call.number.clone();
+    t.name = call.name.clone();
+    t.call_ids = vec![call.id.clone()];
+    t.agent = call.agent.clone();
+    t.vip = call.vip;
+    t.history.push(entry(now, action, None, None));
+    t
 }
 
 /// Another call from the same caller while the task is open: one more attempt, a higher priority, and a review
@@ -66,12 +202,157 @@ pub fn add_attempt(task: &mut Task, call: &Call, kind: TaskKind, now: Time) {
         task.kind = TaskKind::Callback;
         action.push_str("; now a callback");
     }
-    task.history.push(TaskEntry {
-        at: now,
-        action,
-        by: None,
-        note: None,
-    });
+    task.history.push(entry(now, action, None, None));
+}
+
+/// What opening a complaint needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintRequest {
+    /// The call it came from (its number and name are taken from the call).
+    pub call_id: Option<String>,
+    pub number: Option<String>,
+    pub name: Option<String>,
+    pub note: Option<String>,
+    #[serde(default)]
+    pub severity: Severity,
+    pub category: Option<String>,
+    pub by: Option<String>,
+}
+
+/// A complaint, due for its first response after `complaint_response_due`. A major one is escalated to the top
+/// level at once (000:L355: skip levels when urgent).
+pub fn new_complaint(
+    req: &ComplaintRequest,
+    call: Option<&Call>,
+    p: &TaskPolicy,
+    clock: &dyn DeadlineClock,
+    now: Time,
+) -> Task {
+    let mut t = blank(
+        TaskKind::Complaint,
+        clock.after(now, p.complaint_response_due),
+        now,
+    );
+    t.number = req
+        .number
+        .clone()
+        .or_else(|| call.and_then(|c| c.number.clone()));
+    t.name = req
+        .name
+        .clone()
+        .or_else(|| call.and_then(|c| c.name.clone()));
+    if let Some(c) = call {
+        t.call_ids.push(c.id.clone());
+        t.agent = c.agent.clone();
+        t.vip = c.vip;
+    }
+    t.note = req.note.clone();
+    t.severity = Some(req.severity);
+    t.stage = Some(Stage::AwaitingResponse);
+    t.category = req.category.clone();
+    t.history.push(entry(
+        now,
+        "complaint opened",
+        req.by.clone(),
+        req.note.clone(),
+    ));
+    if req.severity == Severity::Major {
+        t.level = Level::Manager;
+        t.escalated_at = Some(now);
+        t.priority = Priority::Urgent;
+        t.history.push(entry(
+            now,
+            "major complaint: escalated to manager at once",
+            None,
+            None,
+        ));
+    }
+    t
+}
+
+/// An action on a task, from the API, an MQTT command or a desk key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskAction {
+    /// Closes a callback or review (or any task but a complaint, which is resolved).
+    Done {
+        by: Option<String>,
+        note: Option<String>,
+    },
+    Cancel {
+        by: Option<String>,
+        note: Option<String>,
+    },
+    Assign {
+        to: String,
+        by: Option<String>,
+    },
+    /// Acknowledges an escalation: it stops climbing.
+    Ack {
+        by: Option<String>,
+        note: Option<String>,
+    },
+    /// A complaint's response with the promised fix time (RFC 3339, or a duration from now such as "48h").
+    Respond {
+        by: Option<String>,
+        note: Option<String>,
+        promised_fix: String,
+    },
+    Resolve {
+        by: Option<String>,
+        note: Option<String>,
+    },
+    /// A follow-up visit's result: satisfaction 1-5.
+    FollowupResult {
+        by: Option<String>,
+        score: u8,
+        note: Option<String>,
+    },
+    /// Hands a complaint's matter to another department (opens a referral task).
+    Refer {
+        department: String,
+        by: Option<String>,
+        note: Option<String>,
+    },
+    /// Marks a complaint as a matter the supervisor decides: due within the hour, never after the business day.
+    SupervisorDecision {
+        by: Option<String>,
+        note: Option<String>,
+    },
+}
+
+impl TaskAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskAction::Done { .. } => "done",
+            TaskAction::Cancel { .. } => "cancel",
+            TaskAction::Assign { .. } => "assign",
+            TaskAction::Ack { .. } => "ack",
+            TaskAction::Respond { .. } => "respond",
+            TaskAction::Resolve { .. } => "resolve",
+            TaskAction::FollowupResult { .. } => "followup_result",
+            TaskAction::Refer { .. } => "refer",
+            TaskAction::SupervisorDecision { .. } => "supervisor_decision",
+        }
+    }
+}
+
+/// What an action or a timer did beyond changing the task itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Publish this task event type (`task.updated`, `task.done`, ...).
+    Event(&'static str),
+    /// Open this new task (a follow-up, a referral).
+    Open(Box<Task>),
+    /// Raise an alert.
+    Alert {
+        rule: &'static str,
+        level: Level,
+        message: String,
+    },
+    /// The follow-up scored low: reopen the complaint `id`.
+    Reopen { id: String, score: u8 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,50 +361,423 @@ pub enum ActionError {
     NotFound(String),
     #[error("task {id} is already {state}")]
     NotOpen { id: String, state: String },
+    #[error("{action} does not apply to a {kind} task{hint}")]
+    WrongKind {
+        action: &'static str,
+        kind: &'static str,
+        hint: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(String),
     #[error("the store could not record the change: {0}")]
     Store(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }
 
-pub fn close(
+fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Open => "open",
+        TaskState::Done => "done",
+        TaskState::Cancelled => "cancelled",
+    }
+}
+
+/// A new deadline: the warning and the overdue flag start over; the level reached stays.
+fn set_due(task: &mut Task, due: Time) {
+    task.due_at = due;
+    task.overdue = false;
+    task.warned = false;
+    task.acknowledged_at = None;
+}
+
+/// Parses a promised fix time: RFC 3339, or a duration from `now`.
+pub fn parse_when(s: &str, now: Time) -> Result<Time, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    humantime::parse_duration(s.trim())
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .map(|d| now + d)
+        .ok_or_else(|| format!("`{s}` is neither an RFC 3339 time nor a duration such as \"48h\""))
+}
+
+/// Applies an action to an open task. On error the task is unchanged.
+pub fn apply(
     task: &mut Task,
-    by: Option<String>,
-    note: Option<String>,
+    action: TaskAction,
+    p: &TaskPolicy,
+    clock: &dyn DeadlineClock,
     now: Time,
-) -> Result<(), ActionError> {
+) -> Result<Vec<Effect>, ActionError> {
     if task.state != TaskState::Open {
         return Err(ActionError::NotOpen {
             id: task.id.clone(),
-            state: serde_json::to_value(task.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            state: state_name(task.state).into(),
         });
     }
-    task.state = TaskState::Done;
+    let kind = task.kind;
+    let wrong = |action: &'static str, hint: &'static str| ActionError::WrongKind {
+        action,
+        kind: kind.as_str(),
+        hint,
+    };
+    let mut effects = Vec::new();
+    match action {
+        TaskAction::Done { by, note } => {
+            match kind {
+                TaskKind::Complaint => {
+                    return Err(wrong("done", "; resolve it (a follow-up visit follows)"))
+                }
+                TaskKind::Followup => {
+                    return Err(wrong(
+                        "done",
+                        "; record the result with followup_result and a score",
+                    ))
+                }
+                _ => {}
+            }
+            close(task, TaskState::Done, "done", by, note, now);
+            effects.push(Effect::Event("task.done"));
+        }
+        TaskAction::Cancel { by, note } => {
+            close(task, TaskState::Cancelled, "cancelled", by, note, now);
+            effects.push(Effect::Event("task.cancelled"));
+        }
+        TaskAction::Assign { to, by } => {
+            if to.trim().is_empty() {
+                return Err(ActionError::Invalid(
+                    "assign needs `to`: who takes the task".into(),
+                ));
+            }
+            task.history
+                .push(entry(now, format!("assigned to {to}"), by, None));
+            task.assignee = Some(to);
+            effects.push(Effect::Event("task.updated"));
+        }
+        TaskAction::Ack { by, note } => {
+            if task.acknowledged_at.is_some() {
+                return Err(ActionError::Invalid(format!(
+                    "task {} is already acknowledged",
+                    task.id
+                )));
+            }
+            task.acknowledged_at = Some(now);
+            task.acknowledged_by = by.clone();
+            task.history.push(entry(
+                now,
+                format!("acknowledged at level {}", task.level.as_str()),
+                by,
+                note,
+            ));
+            effects.push(Effect::Event("task.updated"));
+        }
+        TaskAction::Respond {
+            by,
+            note,
+            promised_fix,
+        } => {
+            if kind != TaskKind::Complaint {
+                return Err(wrong("respond", ""));
+            }
+            let fix = parse_when(&promised_fix, now).map_err(ActionError::Invalid)?;
+            if fix <= now {
+                return Err(ActionError::Invalid(
+                    "the promised fix time must be in the future".into(),
+                ));
+            }
+            if task.first_response_at.is_none() {
+                task.first_response_at = Some(now);
+            }
+            task.promised_fix_at = Some(fix);
+            task.stage = Some(Stage::InProgress);
+            set_due(task, fix);
+            task.history.push(entry(
+                now,
+                format!("responded; fix promised by {}", fix.to_rfc3339()),
+                by,
+                note,
+            ));
+            effects.push(Effect::Event("task.updated"));
+        }
+        TaskAction::Resolve { by, note } => {
+            if kind != TaskKind::Complaint {
+                return Err(wrong("resolve", ""));
+            }
+            if task.first_response_at.is_none() {
+                task.first_response_at = Some(now);
+            }
+            task.resolved_at = Some(now);
+            task.stage = Some(Stage::Resolved);
+            close(task, TaskState::Done, "resolved", by.clone(), note, now);
+            effects.push(Effect::Event("task.done"));
+            // Every resolved complaint gets a follow-up visit; a VIP's the same day (000:L75, L79).
+            let due = if task.vip {
+                clock.end_of_business_day(now)
+            } else {
+                clock.after(now, p.followup_due)
+            };
+            let mut f = blank(TaskKind::Followup, due, now);
+            f.number = task.number.clone();
+            f.name = task.name.clone();
+            f.call_ids = task.call_ids.clone();
+            f.parent_id = Some(task.id.clone());
+            f.agent = task.agent.clone();
+            f.vip = task.vip;
+            f.history.push(entry(
+                now,
+                format!("follow-up visit for complaint {}", task.id),
+                by,
+                None,
+            ));
+            effects.push(Effect::Open(Box::new(f)));
+        }
+        TaskAction::FollowupResult { by, score, note } => {
+            if kind != TaskKind::Followup {
+                return Err(wrong("followup_result", ""));
+            }
+            if !(1..=5).contains(&score) {
+                return Err(ActionError::Invalid(format!(
+                    "score {score} must be 1 to 5"
+                )));
+            }
+            task.satisfaction = Some(score);
+            close(
+                task,
+                TaskState::Done,
+                &format!("follow-up done, satisfaction {score}"),
+                by,
+                note,
+                now,
+            );
+            effects.push(Effect::Event("task.done"));
+            if score < p.reopen_below {
+                if let Some(parent) = task.parent_id.clone() {
+                    effects.push(Effect::Reopen { id: parent, score });
+                }
+            }
+        }
+        TaskAction::Refer {
+            department,
+            by,
+            note,
+        } => {
+            if kind != TaskKind::Complaint {
+                return Err(wrong("refer", ""));
+            }
+            if department.trim().is_empty() {
+                return Err(ActionError::Invalid("refer needs the `department`".into()));
+            }
+            let mut r = blank(TaskKind::Referral, clock.after(now, p.referral_due), now);
+            r.number = task.number.clone();
+            r.name = task.name.clone();
+            r.parent_id = Some(task.id.clone());
+            r.department = Some(department.clone());
+            r.note = note.clone();
+            r.history.push(entry(
+                now,
+                format!("referred to {department}"),
+                by.clone(),
+                note.clone(),
+            ));
+            task.history.push(entry(
+                now,
+                format!("referred to {department} (task {})", r.id),
+                by,
+                note,
+            ));
+            effects.push(Effect::Event("task.updated"));
+            effects.push(Effect::Open(Box::new(r)));
+        }
+        TaskAction::SupervisorDecision { by, note } => {
+            if kind != TaskKind::Complaint {
+                return Err(wrong("supervisor_decision", ""));
+            }
+            task.supervisor_decision = true;
+            let due = clock
+                .after(now, p.supervisor_decision_due)
+                .min(clock.end_of_business_day(now))
+                .min(task.due_at);
+            set_due(task, due);
+            task.history
+                .push(entry(now, "supervisor decision needed", by, note));
+            effects.push(Effect::Event("task.updated"));
+        }
+    }
+    Ok(effects)
+}
+
+/// A follow-up scored below `reopen_below`: the complaint opens again, due within `followup_issue_due`
+/// (003:L714: problems found in a follow-up go to the responsible team within 1 hour), and alerts.
+pub fn reopen(
+    complaint: &mut Task,
+    score: u8,
+    p: &TaskPolicy,
+    clock: &dyn DeadlineClock,
+    now: Time,
+) -> Vec<Effect> {
+    complaint.state = TaskState::Open;
+    complaint.stage = Some(Stage::InProgress);
+    complaint.closed_at = None;
+    complaint.closed_by = None;
+    complaint.reopened += 1;
+    set_due(complaint, clock.after(now, p.followup_issue_due));
+    complaint.history.push(entry(
+        now,
+        format!("reopened: follow-up satisfaction {score}"),
+        None,
+        None,
+    ));
+    vec![
+        Effect::Event("task.updated"),
+        Effect::Alert {
+            rule: "complaint_reopened",
+            level: complaint.level.max(Level::ShiftLead),
+            message: format!(
+                "complaint {} reopened: the follow-up scored {score} of 5",
+                complaint.id
+            ),
+        },
+    ]
+}
+
+fn close(
+    task: &mut Task,
+    state: TaskState,
+    action: &str,
+    by: Option<String>,
+    note: Option<String>,
+    now: Time,
+) {
+    task.state = state;
     task.closed_at = Some(now);
     task.closed_by = by.clone();
     if note.is_some() {
         task.note = note.clone();
     }
-    task.history.push(TaskEntry {
-        at: now,
-        action: "done".into(),
-        by,
-        note,
-    });
-    Ok(())
+    task.history.push(entry(now, action, by, note));
 }
 
-pub fn mark_overdue(task: &mut Task, now: Time) {
-    task.overdue = true;
-    task.history.push(TaskEntry {
-        at: now,
-        action: "overdue".into(),
-        by: None,
-        note: None,
-    });
+/// The deadline timers a task can need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// `warn_before` the deadline.
+    Warn,
+    /// The deadline.
+    Due,
+    /// `escalate_every` after the last escalation, until acknowledged or at the top.
+    Climb,
+}
+
+/// The next timer an open task needs, if any. One timer per task, so an idle box with many open tasks sleeps until
+/// the earliest of them.
+pub fn next_timer(task: &Task, p: &TaskPolicy) -> Option<(Time, Timer)> {
+    if task.state != TaskState::Open {
+        return None;
+    }
+    if !task.overdue {
+        if let Some(w) = p
+            .warn_before
+            .and_then(|w| chrono::Duration::from_std(w).ok())
+        {
+            let at = task.due_at - w;
+            if !task.warned && at > task.created_at {
+                return Some((at, Timer::Warn));
+            }
+        }
+        return Some((task.due_at, Timer::Due));
+    }
+    if task.acknowledged_at.is_some() || task.level == Level::Manager {
+        return None;
+    }
+    let since = task.escalated_at.unwrap_or(task.due_at);
+    Some((
+        since + chrono::Duration::from_std(p.escalate_every).unwrap_or(chrono::Duration::MAX),
+        Timer::Climb,
+    ))
+}
+
+fn what(task: &Task) -> String {
+    let who = task
+        .name
+        .clone()
+        .or_else(|| task.number.clone())
+        .unwrap_or_default();
+    format!(
+        "{} task {}{}",
+        task.kind.as_str(),
+        task.id,
+        if who.is_empty() {
+            String::new()
+        } else {
+            format!(" ({who})")
+        }
+    )
+}
+
+/// A timer fired at `now`.
+pub fn on_timer(task: &mut Task, timer: Timer, now: Time) -> Vec<Effect> {
+    match timer {
+        Timer::Warn => {
+            task.warned = true;
+            vec![Effect::Alert {
+                rule: "deadline_soon",
+                level: task.level,
+                message: format!("{} is due at {}", what(task), task.due_at.to_rfc3339()),
+            }]
+        }
+        Timer::Due => {
+            task.overdue = true;
+            task.warned = true;
+            task.history.push(entry(now, "overdue", None, None));
+            let mut effects = vec![Effect::Event("task.overdue")];
+            if task.level < Level::Manager && task.acknowledged_at.is_none() {
+                task.level = task.level.next();
+                task.escalated_at = Some(now);
+                task.history.push(entry(
+                    now,
+                    format!("escalated to {}", task.level.as_str()),
+                    None,
+                    None,
+                ));
+                effects.push(Effect::Event("task.escalated"));
+            }
+            effects.push(Effect::Alert {
+                rule: "task_overdue",
+                level: task.level,
+                message: format!(
+                    "{} passed its deadline {}",
+                    what(task),
+                    task.due_at.to_rfc3339()
+                ),
+            });
+            effects
+        }
+        Timer::Climb => {
+            task.level = task.level.next();
+            task.escalated_at = Some(now);
+            task.history.push(entry(
+                now,
+                format!("escalated to {}", task.level.as_str()),
+                None,
+                None,
+            ));
+            vec![
+                Effect::Event("task.escalated"),
+                Effect::Alert {
+                    rule: "escalation",
+                    level: task.level,
+                    message: format!(
+                        "{} is still overdue (deadline {}) and unacknowledged: now at {}",
+                        what(task),
+                        task.due_at.to_rfc3339(),
+                        task.level.as_str()
+                    ),
+                },
+            ]
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,8 +786,16 @@ mod tests {
     use crate::model::NumberStatus;
     use chrono::{TimeZone, Utc};
 
+    fn t0() -> Time {
+        Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap() // 09:00 in Shanghai
+    }
+    fn hours(n: i64) -> chrono::Duration {
+        chrono::Duration::hours(n)
+    }
+    const CLOCK: WallClock = WallClock(chrono_tz::Asia::Shanghai);
+
     fn call(outcome: Outcome, number: Option<&str>) -> Call {
-        let t = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let t = t0();
         Call {
             id: new_id(t),
             line: "line1".into(),
@@ -144,7 +806,7 @@ mod tests {
             } else {
                 NumberStatus::Withheld
             },
-            name: None,
+            name: Some("LI NA".into()),
             started_at: t,
             answered_at: None,
             ended_at: Some(t),
@@ -152,7 +814,10 @@ mod tests {
             wait_s: Some(5.0),
             talk_s: None,
             outcome: Some(outcome),
-            agent: None,
+            agent: Some("alice".into()),
+            repeat: false,
+            vip: false,
+            clock_unsynced: false,
             message: None,
         }
     }
@@ -188,28 +853,30 @@ mod tests {
 
     #[test]
     fn repeat_caller_adds_attempts_and_priority_keeps_deadline() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
-        let due = now + chrono::Duration::hours(24);
-        let c1 = call(Outcome::Unknown, Some("1"));
-        let mut t = new_task(&c1, TaskKind::Review, due, now);
+        let now = t0();
+        let due = now + hours(24);
+        let mut t = new_task(
+            &call(Outcome::Unknown, Some("1")),
+            TaskKind::Review,
+            due,
+            now,
+        );
         assert_eq!((t.attempts, t.priority), (1, Priority::Normal));
-        let c2 = call(Outcome::Missed, Some("1"));
         add_attempt(
             &mut t,
-            &c2,
+            &call(Outcome::Missed, Some("1")),
             TaskKind::Callback,
-            now + chrono::Duration::hours(1),
+            now + hours(1),
         );
         assert_eq!(
             (t.attempts, t.priority, t.kind),
             (2, Priority::High, TaskKind::Callback)
         );
-        let c3 = call(Outcome::Missed, Some("1"));
         add_attempt(
             &mut t,
-            &c3,
+            &call(Outcome::Missed, Some("1")),
             TaskKind::Callback,
-            now + chrono::Duration::hours(2),
+            now + hours(2),
         );
         assert_eq!((t.attempts, t.priority), (3, Priority::Urgent));
         assert_eq!(t.due_at, due);
@@ -218,25 +885,422 @@ mod tests {
     }
 
     #[test]
-    fn close_once_with_who_and_note() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+    fn done_once_with_who_and_note() {
+        let p = TaskPolicy::default();
+        let now = t0();
         let mut t = new_task(
             &call(Outcome::Missed, Some("1")),
             TaskKind::Callback,
             now,
             now,
         );
-        close(
+        let done = TaskAction::Done {
+            by: Some("alice".into()),
+            note: Some("called back".into()),
+        };
+        assert_eq!(
+            apply(&mut t, done.clone(), &p, &CLOCK, now).unwrap(),
+            vec![Effect::Event("task.done")]
+        );
+        assert_eq!(t.state, TaskState::Done);
+        assert_eq!(t.closed_by.as_deref(), Some("alice"));
+        let err = apply(&mut t, done, &p, &CLOCK, now).unwrap_err();
+        assert_eq!(err.to_string(), format!("task {} is already done", t.id));
+        assert_eq!(t.history.last().unwrap().action, "done");
+    }
+
+    /// A complaint's whole life on the wall clock, every deadline worked out by hand.
+    #[test]
+    fn complaint_life_respond_resolve_followup_low_score_reopens() {
+        let p = TaskPolicy::default();
+        let now = t0();
+        let c = call(Outcome::Answered, Some("13912345678"));
+        let req = ComplaintRequest {
+            note: Some("parcel broken".into()),
+            ..Default::default()
+        };
+        let mut t = new_complaint(&req, Some(&c), &p, &CLOCK, now);
+        assert_eq!(t.kind, TaskKind::Complaint);
+        assert_eq!(t.due_at, now + hours(24), "first response within 24h");
+        assert_eq!(t.stage, Some(Stage::AwaitingResponse));
+        assert_eq!(t.agent.as_deref(), Some("alice"));
+        // done does not apply to complaints
+        let e = apply(
             &mut t,
-            Some("alice".into()),
-            Some("called back".into()),
+            TaskAction::Done {
+                by: None,
+                note: None,
+            },
+            &p,
+            &CLOCK,
             now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("resolve it"), "{e}");
+        // respond after 3h, promising a fix in 48h: that is the next deadline
+        let r = TaskAction::Respond {
+            by: Some("bob".into()),
+            note: None,
+            promised_fix: "48h".into(),
+        };
+        apply(&mut t, r, &p, &CLOCK, now + hours(3)).unwrap();
+        assert_eq!(t.first_response_at, Some(now + hours(3)));
+        assert_eq!(t.due_at, now + hours(51));
+        assert_eq!(t.stage, Some(Stage::InProgress));
+        // resolve after 20h: done, and a follow-up due 24h later
+        let fx = apply(
+            &mut t,
+            TaskAction::Resolve {
+                by: Some("bob".into()),
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            now + hours(23),
         )
         .unwrap();
         assert_eq!(t.state, TaskState::Done);
-        assert_eq!(t.closed_by.as_deref(), Some("alice"));
-        let err = close(&mut t, None, None, now).unwrap_err();
-        assert_eq!(err.to_string(), format!("task {} is already done", t.id));
-        assert_eq!(t.history.last().unwrap().action, "done");
+        let Effect::Open(mut f) = fx[1].clone() else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(
+            (f.kind, f.due_at, f.parent_id.as_deref()),
+            (TaskKind::Followup, now + hours(47), Some(t.id.as_str()))
+        );
+        // the follow-up scores 2 (< 3): the complaint reopens, due within 1h, with an alert
+        let bad = TaskAction::FollowupResult {
+            by: None,
+            score: 9,
+            note: None,
+        };
+        assert!(apply(&mut f, bad, &p, &CLOCK, now + hours(30)).is_err());
+        let fx = apply(
+            &mut f,
+            TaskAction::FollowupResult {
+                by: None,
+                score: 2,
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            now + hours(30),
+        )
+        .unwrap();
+        assert_eq!(
+            fx[1],
+            Effect::Reopen {
+                id: t.id.clone(),
+                score: 2
+            }
+        );
+        let fx = reopen(&mut t, 2, &p, &CLOCK, now + hours(30));
+        assert_eq!(t.state, TaskState::Open);
+        assert_eq!(t.due_at, now + hours(31));
+        assert_eq!(t.reopened, 1);
+        assert!(matches!(
+            fx[1],
+            Effect::Alert {
+                rule: "complaint_reopened",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_good_followup_score_does_not_reopen() {
+        let p = TaskPolicy::default();
+        let mut f = blank(TaskKind::Followup, t0(), t0());
+        f.parent_id = Some("C".into());
+        let fx = apply(
+            &mut f,
+            TaskAction::FollowupResult {
+                by: None,
+                score: 3,
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(fx, vec![Effect::Event("task.done")]);
+        assert_eq!(f.satisfaction, Some(3));
+    }
+
+    #[test]
+    fn major_complaint_goes_to_the_top_at_once() {
+        let p = TaskPolicy::default();
+        let req = ComplaintRequest {
+            severity: Severity::Major,
+            ..Default::default()
+        };
+        let t = new_complaint(&req, None, &p, &CLOCK, t0());
+        assert_eq!(t.level, Level::Manager);
+        assert_eq!(t.priority, Priority::Urgent);
+    }
+
+    #[test]
+    fn supervisor_decision_is_due_in_an_hour_but_never_past_the_business_day() {
+        let p = TaskPolicy::default();
+        let mut t = new_complaint(&ComplaintRequest::default(), None, &p, &CLOCK, t0());
+        apply(
+            &mut t,
+            TaskAction::SupervisorDecision {
+                by: None,
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(t.due_at, t0() + hours(1));
+        // at 23:30 local the day ends at midnight: due in 30 minutes
+        let late = Utc.with_ymd_and_hms(2026, 11, 24, 15, 30, 0).unwrap();
+        let mut t = new_complaint(&ComplaintRequest::default(), None, &p, &CLOCK, late);
+        apply(
+            &mut t,
+            TaskAction::SupervisorDecision {
+                by: None,
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            late,
+        )
+        .unwrap();
+        assert_eq!(
+            t.due_at,
+            Utc.with_ymd_and_hms(2026, 11, 24, 16, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn referral_opens_a_task_due_in_an_hour_that_climbs_on_breach() {
+        let p = TaskPolicy {
+            warn_before: None,
+            ..Default::default()
+        };
+        let mut c = new_complaint(&ComplaintRequest::default(), None, &p, &CLOCK, t0());
+        let fx = apply(
+            &mut c,
+            TaskAction::Refer {
+                department: "logistics".into(),
+                by: None,
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            t0(),
+        )
+        .unwrap();
+        let Effect::Open(mut r) = fx[1].clone() else {
+            panic!()
+        };
+        assert_eq!((r.kind, r.due_at), (TaskKind::Referral, t0() + hours(1)));
+        assert_eq!(next_timer(&r, &p), Some((t0() + hours(1), Timer::Due)));
+        let fx = on_timer(&mut r, Timer::Due, t0() + hours(1));
+        assert_eq!(fx[0], Effect::Event("task.overdue"));
+        assert_eq!(fx[1], Effect::Event("task.escalated"));
+        assert_eq!(r.level, Level::ShiftLead);
+    }
+
+    #[test]
+    fn escalation_warns_then_climbs_every_hour_until_acknowledged() {
+        let p = TaskPolicy::default(); // warn 2h before, climb every 1h
+        let now = t0();
+        let mut t = new_task(
+            &call(Outcome::Missed, Some("1")),
+            TaskKind::Callback,
+            now + hours(24),
+            now,
+        );
+        assert_eq!(next_timer(&t, &p), Some((now + hours(22), Timer::Warn)));
+        let fx = on_timer(&mut t, Timer::Warn, now + hours(22));
+        assert!(matches!(
+            &fx[0],
+            Effect::Alert {
+                rule: "deadline_soon",
+                level: Level::Agent,
+                ..
+            }
+        ));
+        assert_eq!(next_timer(&t, &p), Some((now + hours(24), Timer::Due)));
+        on_timer(&mut t, Timer::Due, now + hours(24));
+        assert_eq!((t.overdue, t.level), (true, Level::ShiftLead));
+        assert_eq!(next_timer(&t, &p), Some((now + hours(25), Timer::Climb)));
+        on_timer(&mut t, Timer::Climb, now + hours(25));
+        assert_eq!(t.level, Level::Supervisor);
+        apply(
+            &mut t,
+            TaskAction::Ack {
+                by: Some("lead".into()),
+                note: None,
+            },
+            &p,
+            &CLOCK,
+            now + hours(25),
+        )
+        .unwrap();
+        assert_eq!(next_timer(&t, &p), None, "acknowledged: no more climbing");
+        assert!(apply(
+            &mut t,
+            TaskAction::Ack {
+                by: None,
+                note: None
+            },
+            &p,
+            &CLOCK,
+            now + hours(26)
+        )
+        .is_err());
+        // unacknowledged, it stops at the top
+        let mut u = new_task(
+            &call(Outcome::Missed, Some("2")),
+            TaskKind::Callback,
+            now,
+            now,
+        );
+        on_timer(&mut u, Timer::Due, now);
+        on_timer(&mut u, Timer::Climb, now + hours(1));
+        on_timer(&mut u, Timer::Climb, now + hours(2));
+        assert_eq!(u.level, Level::Manager);
+        assert_eq!(next_timer(&u, &p), None);
+    }
+
+    #[test]
+    fn no_warning_when_the_deadline_is_closer_than_warn_before() {
+        let p = TaskPolicy::default();
+        let now = t0();
+        let t = blank(TaskKind::Referral, now + hours(1), now);
+        assert_eq!(next_timer(&t, &p), Some((now + hours(1), Timer::Due)));
+    }
+
+    #[test]
+    fn actions_check_kind_and_input() {
+        let p = TaskPolicy::default();
+        let mut cb = new_task(
+            &call(Outcome::Missed, Some("1")),
+            TaskKind::Callback,
+            t0(),
+            t0(),
+        );
+        for a in [
+            TaskAction::Resolve {
+                by: None,
+                note: None,
+            },
+            TaskAction::Respond {
+                by: None,
+                note: None,
+                promised_fix: "1h".into(),
+            },
+            TaskAction::Refer {
+                department: "x".into(),
+                by: None,
+                note: None,
+            },
+            TaskAction::FollowupResult {
+                by: None,
+                score: 5,
+                note: None,
+            },
+        ] {
+            let e = apply(&mut cb, a, &p, &CLOCK, t0()).unwrap_err();
+            assert!(matches!(e, ActionError::WrongKind { .. }), "{e}");
+        }
+        assert!(apply(
+            &mut cb,
+            TaskAction::Assign {
+                to: " ".into(),
+                by: None
+            },
+            &p,
+            &CLOCK,
+            t0()
+        )
+        .is_err());
+        apply(
+            &mut cb,
+            TaskAction::Assign {
+                to: "carol".into(),
+                by: None,
+            },
+            &p,
+            &CLOCK,
+            t0(),
+        )
+        .unwrap();
+        assert_eq!(cb.assignee.as_deref(), Some("carol"));
+        let mut c = new_complaint(&ComplaintRequest::default(), None, &p, &CLOCK, t0());
+        let e = apply(
+            &mut c,
+            TaskAction::Respond {
+                by: None,
+                note: None,
+                promised_fix: "soon".into(),
+            },
+            &p,
+            &CLOCK,
+            t0(),
+        );
+        assert!(e.unwrap_err().to_string().contains("soon"));
+        let past = TaskAction::Respond {
+            by: None,
+            note: None,
+            promised_fix: "2020-01-01T00:00:00Z".into(),
+        };
+        assert!(apply(&mut c, past, &p, &CLOCK, t0()).is_err());
+        assert_eq!(
+            c.stage,
+            Some(Stage::AwaitingResponse),
+            "a refused action changes nothing"
+        );
+    }
+
+    #[test]
+    fn business_deadlines_count_open_hours_only() {
+        use crate::calendar::{BusinessCalendar, HoursConfig};
+        let tz = chrono_tz::Asia::Shanghai;
+        let cal =
+            BusinessCalendar::new(tz, Some(&HoursConfig::mon_to_fri("09:00-18:00")), &[]).unwrap();
+        // Friday 2026-11-27 17:00 local = 09:00 UTC; 24h of open time = Friday 1h + Mon 9h + Tue 9h + Wed 5h
+        let fri = Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap();
+        let business = Deadlines {
+            calendar: cal.clone(),
+            business: true,
+        };
+        assert_eq!(
+            business.after(fri, Duration::from_secs(24 * 3600)),
+            Utc.with_ymd_and_hms(2026, 12, 2, 6, 0, 0).unwrap(),
+            "Wednesday 14:00 local"
+        );
+        let wall = Deadlines {
+            calendar: cal,
+            business: false,
+        };
+        assert_eq!(wall.after(fri, Duration::from_secs(3600)), fri + hours(1));
+        // the business day ends at closing time, 18:00 local = 10:00 UTC
+        assert_eq!(
+            wall.end_of_business_day(fri),
+            Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap()
+        );
+        // a missed call after hours, business clock: due 24 open hours after Monday's opening
+        let sat = Utc.with_ymd_and_hms(2026, 11, 28, 3, 0, 0).unwrap();
+        assert_eq!(
+            business.after(sat, Duration::from_secs(9 * 3600)),
+            Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap(),
+            "Monday 18:00 local"
+        );
+    }
+
+    #[test]
+    fn actions_parse_from_json() {
+        let a: TaskAction =
+            serde_json::from_str(r#"{"action":"respond","promised_fix":"48h","by":"bob"}"#)
+                .unwrap();
+        assert_eq!(a.name(), "respond");
+        assert!(serde_json::from_str::<TaskAction>(r#"{"action":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<TaskAction>(r#"{"action":"done","extra":1}"#).is_err());
     }
 }

@@ -1218,6 +1218,9 @@ fn seed_store(path: &Path, total: usize) -> Result<usize> {
                     talk_s,
                     outcome: Some(outcome),
                     agent: None,
+                    repeat: false,
+                    vip: false,
+                    clock_unsynced: false,
                     message: None,
                 }
             })
