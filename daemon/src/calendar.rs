@@ -467,7 +467,7 @@ impl BusinessCalendar {
 
     /// The moment at which `d` of open time has passed since `start`: only open hours count, and the clock starts
     /// at the next opening when closed. The result lies within an open interval or exactly at its end. None when
-    /// that is beyond [`HORIZON_DAYS`] of calendar time.
+    /// that is beyond [`HORIZON_DAYS`] of calendar time (or `d` is beyond chrono's range).
     pub fn add_business(&self, start: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
         let mut rest = TimeDelta::from_std(d).ok()?;
         let Some(s) = &self.schedule else {
@@ -620,19 +620,20 @@ impl BusinessCalendar {
     }
 
     /// Shift runs that can be under way at `t` or end soon after it: those starting from two local days before to
-    /// three after `t`'s.
+    /// three after `t`'s, grouped by shift in configured order.
     fn shift_instances(&self, t: DateTime<Utc>) -> Vec<(&Shift, DateTime<Utc>, DateTime<Utc>)> {
         let mut out = Vec::new();
         if self.shifts.is_empty() {
             return out;
         }
         let d = self.local_date(t);
-        let mut day = d
+        let first = d
             .checked_sub_days(chrono::Days::new(2))
             .unwrap_or(NaiveDate::MIN);
-        for _ in 0..6 {
-            for sh in &self.shifts {
-                let (a, b) = (time_to_secs(sh.start), time_to_secs(sh.end));
+        // Shift by shift in configured order, so that the first configured wins ties.
+        for sh in &self.shifts {
+            let (a, b) = (time_to_secs(sh.start), time_to_secs(sh.end));
+            for day in first.iter_days().take(6) {
                 let start = self.at(day, a);
                 let end = match (sh.crosses_midnight(), day.succ_opt()) {
                     (false, _) => self.at(day, b),
@@ -642,10 +643,6 @@ impl BusinessCalendar {
                 if start < end {
                     out.push((sh, start, end));
                 }
-            }
-            match day.succ_opt() {
-                Some(n) => day = n,
-                None => break,
             }
         }
         out
@@ -1573,6 +1570,35 @@ end = "01:00"
             (a, e),
             (local(SH, "2026-03-11 18:00"), local(SH, "2026-03-12 00:00"))
         );
+    }
+
+    #[test]
+    fn shift_ties_go_to_the_first_configured() {
+        let x = shift("x", "17:00", "17:00");
+        let y = shift("y", "08:00", "17:00");
+        let t = local(SH, "2026-03-11 12:00");
+        let cal = BusinessCalendar::new(SH, None, &[x.clone(), y.clone()]).unwrap();
+        let (sh, a, e) = cal.next_shift_end(t).unwrap();
+        assert_eq!(
+            (sh.name.as_str(), a, e),
+            (
+                "x",
+                local(SH, "2026-03-10 17:00"),
+                local(SH, "2026-03-11 17:00")
+            )
+        );
+        let cal = BusinessCalendar::new(SH, None, &[y, x]).unwrap();
+        let (sh, a, _) = cal.next_shift_end(t).unwrap();
+        assert_eq!((sh.name.as_str(), a), ("y", local(SH, "2026-03-11 08:00")));
+        // Equal starts: the first configured is the one running.
+        let cal = BusinessCalendar::new(
+            SH,
+            None,
+            &[shift("p", "08:00", "12:00"), shift("q", "08:00", "17:00")],
+        )
+        .unwrap();
+        assert_eq!(cal.shift_at(t - TimeDelta::hours(3)).unwrap().0.name, "p");
+        assert_eq!(cal.shift_at(t).unwrap().0.name, "q");
     }
 
     #[test]

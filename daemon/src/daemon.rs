@@ -88,6 +88,7 @@ pub async fn run(
         Some(m) => {
             let up = Uplink::new(
                 &cfg,
+                handle.clone(),
                 m.clone(),
                 store.clone(),
                 handle.snapshot.clone(),

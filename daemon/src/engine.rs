@@ -670,7 +670,13 @@ impl Engine {
 
     fn record_task(&mut self, kind: &str, task: Task, now: Time) {
         self.dirty_tasks.insert(task.id.clone(), task.clone());
-        let e = self.event(kind, Subject::Task { task: Box::new(task) }, now);
+        let e = self.event(
+            kind,
+            Subject::Task {
+                task: Box::new(task),
+            },
+            now,
+        );
         self.change.events.push(e);
     }
 

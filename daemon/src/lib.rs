@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod calendar;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Mqtt};
-use crate::engine::Snapshot;
+use crate::engine::{EngineHandle, Snapshot};
 use crate::metrics::{inc, Metrics};
 use crate::store::Store;
 
@@ -52,6 +52,7 @@ impl LinkState {
 }
 
 pub struct Uplink {
+    engine: EngineHandle,
     mqtt: Mqtt,
     prefix: String,
     client_id: String,
@@ -60,6 +61,8 @@ pub struct Uplink {
     metrics: Arc<Metrics>,
     state: watch::Sender<LinkState>,
     shutdown: watch::Receiver<bool>,
+    /// Request ids already answered, kept across reconnects.
+    recent: crate::command::RecentRequests,
 }
 
 enum Ended {
@@ -68,8 +71,10 @@ enum Ended {
 }
 
 impl Uplink {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &Config,
+        engine: EngineHandle,
         mqtt: Mqtt,
         store: Store,
         snapshot: watch::Receiver<Snapshot>,
@@ -82,6 +87,7 @@ impl Uplink {
             .clone()
             .unwrap_or_else(|| format!("linekeeper-{}", cfg.site.id));
         Uplink {
+            engine,
             prefix: format!("{}/{}", mqtt.topic_prefix, cfg.site.id),
             mqtt,
             client_id,
@@ -90,6 +96,7 @@ impl Uplink {
             metrics,
             state,
             shutdown,
+            recent: Default::default(),
         }
     }
 
@@ -151,6 +158,8 @@ impl Uplink {
             Err(e) => return Ended::Lost(e),
         };
         let (client, mut el) = AsyncClient::new(opts, WINDOW * 2 + 64);
+        // Command answers come back from the engine through this channel and are published by this loop.
+        let (answers_tx, mut answers) = mpsc::channel::<(String, Vec<u8>)>(64);
         let mut s = Session {
             client,
             prefix: self.prefix.clone(),
@@ -174,6 +183,10 @@ impl Uplink {
                         self.metrics.mqtt_connected.store(1, Relaxed);
                         self.state.send_replace(LinkState::Connected);
                         s.connected = true;
+                        // A fresh client per connection, so the subscription is made on every ConnAck.
+                        if let Err(e) = s.client.try_subscribe(format!("{}/cmd/+", s.prefix), QoS::AtLeastOnce) {
+                            warn!(error = %e, "cannot subscribe to the command topics");
+                        }
                         // Birth message, then the whole retained state, then the backlog from the last ack on.
                         s.publish(format!("{}/status", s.prefix), b"online".to_vec(), true, None);
                         s.pruned = s.acked;
@@ -194,9 +207,24 @@ impl Uplink {
                         let last = self.snapshot.borrow().last_seq;
                         s.pump(&self.store, last, &self.metrics);
                     }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                        let verb = p.topic.strip_prefix(&format!("{}/cmd/", s.prefix)).unwrap_or("").to_string();
+                        let engine = self.engine.clone();
+                        let tx = answers_tx.clone();
+                        let topic = format!("{}/cmd/result", s.prefix);
+                        let fresh = self.recent.fresh(&p.payload);
+                        let mask = s.mask;
+                        tokio::spawn(async move {
+                            let answer = crate::command::run(&engine, &verb, &p.payload, fresh, mask).await;
+                            let _ = tx.send((topic, answer)).await;
+                        });
+                    }
                     Ok(other) => debug!(event = ?other, "mqtt"),
                     Err(e) => return Ended::Lost(e.to_string()),
                 },
+                Some((topic, payload)) = answers.recv() => {
+                    s.publish(topic, payload, false, None);
+                }
                 r = self.snapshot.changed() => {
                     if r.is_err() { return Ended::Shutdown; }
                     if s.connected {

@@ -23,7 +23,7 @@ use crate::model::{id_floor, Event, Task, TaskState};
 use crate::mqtt::LinkState;
 use crate::query::{parse_bound, Bound};
 use crate::store::Store;
-use crate::tasks::ActionError;
+use crate::tasks::{ActionError, ComplaintRequest, TaskAction};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -41,7 +41,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/calls", get(calls))
         .route("/api/tasks", get(tasks))
-        .route("/api/tasks/{id}/done", post(task_done))
+        .route("/api/tasks/{id}", get(task))
+        .route("/api/tasks/{id}/{action}", post(task_action))
+        .route("/api/complaints", post(complaint))
         .route("/api/events", get(events))
         .fallback(|| async {
             error(
@@ -271,25 +273,71 @@ async fn tasks(_: Authorized, State(s): State<AppState>, Query(q): Query<TasksQu
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct DoneBody {
-    by: Option<String>,
-    note: Option<String>,
+async fn task(_: Authorized, State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.store.task(&id) {
+        Ok(Some(t)) => Json(t).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no task with id {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
-async fn task_done(
+pub fn action_error_status(e: &ActionError) -> StatusCode {
+    match e {
+        ActionError::NotFound(_) => StatusCode::NOT_FOUND,
+        ActionError::NotOpen { .. } => StatusCode::CONFLICT,
+        ActionError::WrongKind { .. } | ActionError::Invalid(_) => StatusCode::BAD_REQUEST,
+        ActionError::Store(_) | ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn task_result(r: Result<Task, ActionError>) -> Response {
+    match r {
+        Ok(t) => Json(t).into_response(),
+        Err(e) => error(action_error_status(&e), e.to_string()),
+    }
+}
+
+/// `POST /api/tasks/{id}/{action}`: the body holds the action's fields (`by`, `note`, `to`, `promised_fix`,
+/// `score`, `department`); an empty body is `{}`.
+async fn task_action(
     _: Authorized,
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: Option<Json<DoneBody>>,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Response {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
-    match s.engine.close_task(&id, body.by, body.note).await {
-        Ok(t) => Json(t).into_response(),
-        Err(e @ ActionError::NotFound(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(e @ ActionError::NotOpen { .. }) => error(StatusCode::CONFLICT, e.to_string()),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        if body.iter().all(u8::is_ascii_whitespace) {
+            Default::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(serde_json::Value::Object(m)) => m,
+                Ok(_) => return error(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body is not JSON: {e}"),
+                    )
+                }
+            }
+        };
+    fields.insert("action".into(), serde_json::Value::String(action.clone()));
+    let action: TaskAction = match serde_json::from_value(serde_json::Value::Object(fields)) {
+        Ok(a) => a,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`{action}`: {e} (actions: done, cancel, assign, ack, respond, resolve, followup_result, refer, supervisor_decision)"),
+            )
+        }
+    };
+    task_result(s.engine.task_action(&id, action).await)
+}
+
+/// `POST /api/complaints`: opens a complaint from a call (`call_id`) or by hand (`number`, `name`, `note`).
+async fn complaint(_: Authorized, State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<ComplaintRequest>(&body) {
+        Ok(req) => task_result(s.engine.open_complaint(req).await),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("bad complaint: {e}")),
     }
 }
 
@@ -515,6 +563,116 @@ mod tests {
         )
         .unwrap();
         assert!(html.contains("<td>line1</td>"), "{html}");
+    }
+
+    fn post(uri: &str, token: &str, body: &str) -> Request<Body> {
+        Request::post(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_complaint_lives_its_whole_life_through_the_api() {
+        let r = rig();
+        let t = r.token.as_str();
+        let (s, c) = send(
+            &r.app,
+            post(
+                "/api/complaints",
+                t,
+                r#"{"number":"13912345678","note":"broken parcel","by":"alice"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        assert_eq!(
+            (c["kind"].as_str(), c["stage"].as_str()),
+            (Some("complaint"), Some("awaiting_response"))
+        );
+        let id = c["id"].as_str().unwrap().to_string();
+        let (s, body) = send(&r.app, post(&format!("/api/tasks/{id}/done"), t, "{}")).await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "complaints are resolved, not done: {body}"
+        );
+        let (s, c) = send(
+            &r.app,
+            post(
+                &format!("/api/tasks/{id}/respond"),
+                t,
+                r#"{"promised_fix":"48h","by":"bob"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        assert_eq!(c["stage"], "in_progress");
+        let (s, c) = send(
+            &r.app,
+            post(
+                &format!("/api/tasks/{id}/resolve"),
+                t,
+                r#"{"by":"bob","note":"replaced"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        assert_eq!(c["state"], "done");
+        let (_, open) = send(&r.app, get("/api/tasks?state=open", Some(t))).await;
+        let followup = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "followup")
+            .expect("a follow-up opened")
+            .clone();
+        assert_eq!(followup["parent_id"].as_str(), Some(id.as_str()));
+        let fid = followup["id"].as_str().unwrap();
+        let (s, _) = send(
+            &r.app,
+            post(
+                &format!("/api/tasks/{fid}/followup_result"),
+                t,
+                r#"{"score":7}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, f) = send(
+            &r.app,
+            post(
+                &format!("/api/tasks/{fid}/followup_result"),
+                t,
+                r#"{"score":2,"by":"carol"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{f}");
+        let (_, c) = send(&r.app, get(&format!("/api/tasks/{id}"), Some(t))).await;
+        assert_eq!(
+            (c["state"].as_str(), c["reopened"].as_u64()),
+            (Some("open"), Some(1)),
+            "{c}"
+        );
+        let actions: Vec<&str> = c["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions.len(), 4, "{actions:?}");
+        assert!(actions[3].starts_with("reopened"));
+        let (s, body) = send(&r.app, post(&format!("/api/tasks/{id}/explode"), t, "{}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("actions:"));
+        let (s, _) = send(&r.app, post("/api/complaints", t, "{}")).await;
+        assert_eq!(
+            s,
+            StatusCode::BAD_REQUEST,
+            "an empty complaint says nothing"
+        );
     }
 
     #[tokio::test]
