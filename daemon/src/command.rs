@@ -5,6 +5,7 @@
 //! ```json
 //! {"request_id":"r1","task_id":"01K...","action":"done","by":"alice","note":"called back"}
 //! {"request_id":"r2","number":"13912345678","note":"broken parcel","severity":"major"}
+//! {"request_id":"r3","agent":"alice","action":"sign_in"}
 //! ```
 
 use std::collections::{HashSet, VecDeque};
@@ -47,9 +48,17 @@ impl RecentRequests {
     }
 }
 
-fn answer(request_id: &Value, result: Result<Value, String>) -> Vec<u8> {
+/// The answer: `{"request_id", "ok": true, KEY: value}` (KEY is `task` or `agent`) or `{"request_id", "ok": false,
+/// "error"}`.
+fn answer(request_id: &Value, result: Result<(&str, Value), String>) -> Vec<u8> {
     let v = match result {
-        Ok(task) => json!({ "request_id": request_id, "ok": true, "task": task }),
+        Ok((key, value)) => {
+            let mut m = Map::new();
+            m.insert("request_id".into(), request_id.clone());
+            m.insert("ok".into(), Value::Bool(true));
+            m.insert(key.into(), value);
+            Value::Object(m)
+        }
         Err(e) => json!({ "request_id": request_id, "ok": false, "error": e }),
     };
     serde_json::to_vec(&v).unwrap_or_default()
@@ -106,16 +115,37 @@ pub async fn run(
             Ok(req) => engine.open_complaint(req).await.map_err(|e| e.to_string()),
             Err(e) => Err(format!("bad complaint: {e}")),
         },
-        "result" => return Vec::new(),
+        "agent" => {
+            let (Some(Value::String(agent)), Some(Value::String(action))) =
+                (fields.get("agent"), fields.get("action"))
+            else {
+                return answer(
+                    &request_id,
+                    Err("an agent command needs `agent` and `action`".into()),
+                );
+            };
+            let Some(action) = crate::engine::AgentAction::parse(action) else {
+                let msg = format!(
+                    "`{action}` is not an agent action: sign_in, sign_out, available or away"
+                );
+                return answer(&request_id, Err(msg));
+            };
+            let r = engine.agent_action(agent, action).await;
+            return answer(
+                &request_id,
+                r.map(|a| ("agent", serde_json::to_value(a).unwrap_or(Value::Null)))
+                    .map_err(|e| e.to_string()),
+            );
+        }
         other => Err(format!(
-            "unknown command `{other}`: use cmd/task or cmd/complaint"
+            "unknown command `{other}`: use cmd/task, cmd/complaint or cmd/agent"
         )),
     };
     let result = result.map(|mut t| {
         if mask {
             t.number = t.number.as_deref().map(crate::model::mask_number);
         }
-        serde_json::to_value(t).unwrap_or(Value::Null)
+        ("task", serde_json::to_value(t).unwrap_or(Value::Null))
     });
     answer(&request_id, result)
 }

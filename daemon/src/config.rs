@@ -51,6 +51,20 @@ pub struct Config {
     pub hours: Option<crate::calendar::HoursConfig>,
     #[serde(default, rename = "shift")]
     pub shifts: Vec<crate::calendar::ShiftConfig>,
+    #[serde(default, rename = "agent")]
+    pub agents: Vec<Agent>,
+}
+
+/// An agent who signs in to answer the lines.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The lines the agent answers; empty = all.
+    #[serde(default)]
+    pub lines: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -557,6 +571,29 @@ impl Config {
                 "policy.deadline_clock",
                 "\"business\" needs an [hours] section to count open hours".into(),
             );
+        }
+        let mut agent_ids = std::collections::HashSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            if !is_slug(&a.id) {
+                add(
+                    &format!("agent[{i}].id"),
+                    format!("`{}` must be lowercase letters, digits and '-'", a.id),
+                );
+            }
+            if !agent_ids.insert(a.id.clone()) {
+                add(
+                    &format!("agent[{i}].id"),
+                    format!("`{}` is used by two agents", a.id),
+                );
+            }
+            for l in &a.lines {
+                if !self.lines.iter().any(|x| &x.id == l) {
+                    add(
+                        &format!("agent[{i}].lines"),
+                        format!("no line `{l}` is configured"),
+                    );
+                }
+            }
         }
         for (key, msg) in crate::calendar::validate(self.hours.as_ref(), &self.shifts) {
             add(&key, msg);

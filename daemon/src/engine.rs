@@ -22,7 +22,7 @@ use crate::model::{
     id_floor, new_id, rfc3339_local, Alert, Call, Direction, Event, LineState, Outcome,
     QueueSummary, Subject, Task, TaskKind, Time,
 };
-use crate::model::{Level, Severity, TaskState};
+use crate::model::{AgentState, AgentStatus, Level, Severity, TaskState};
 use crate::store::{Change, Store, StoreError};
 use crate::tasks::{
     self, ActionError, ComplaintRequest, DeadlineClock, Deadlines, Effect, TaskAction, TaskPolicy,
@@ -52,6 +52,27 @@ pub enum Input {
         req: ComplaintRequest,
         reply: oneshot::Sender<Result<Task, ActionError>>,
     },
+    Agent {
+        id: String,
+        action: AgentAction,
+        reply: oneshot::Sender<Result<AgentState, ActionError>>,
+    },
+}
+
+/// What an agent does (desk key, web page, API, MQTT command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentAction {
+    SignIn,
+    SignOut,
+    Available,
+    Away,
+}
+
+impl AgentAction {
+    pub fn parse(s: &str) -> Option<AgentAction> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
 }
 
 /// What the outputs see: line states and the queue summary, replaced as a whole on every change.
@@ -59,6 +80,7 @@ pub enum Input {
 pub struct Snapshot {
     pub lines: Vec<LineState>,
     pub queue: QueueSummary,
+    pub agents: Vec<AgentState>,
     /// The last `seq` committed to the outbox.
     pub last_seq: u64,
     pub store_ok: bool,
@@ -96,6 +118,25 @@ impl EngineHandle {
     pub async fn task_action(&self, id: &str, action: TaskAction) -> Result<Task, ActionError> {
         let (reply, rx) = oneshot::channel();
         let input = Input::Action {
+            id: id.to_string(),
+            action,
+            reply,
+        };
+        self.tx
+            .send(input)
+            .await
+            .map_err(|_| ActionError::ShuttingDown)?;
+        rx.await.map_err(|_| ActionError::ShuttingDown)?
+    }
+
+    /// Signs an agent in or out, or marks them available or away; answers once it is on disk.
+    pub async fn agent_action(
+        &self,
+        id: &str,
+        action: AgentAction,
+    ) -> Result<AgentState, ActionError> {
+        let (reply, rx) = oneshot::channel();
+        let input = Input::Agent {
             id: id.to_string(),
             action,
             reply,
@@ -178,6 +219,17 @@ pub struct Engine {
     /// Tasks changed in the current change, newer than the store's copy.
     dirty_tasks: HashMap<String, Task>,
     replies: Vec<Reply>,
+    agent_replies: Vec<(
+        oneshot::Sender<Result<AgentState, ActionError>>,
+        Result<AgentState, ActionError>,
+    )>,
+    /// Agents in configuration order, with their state.
+    agents: Vec<AgentState>,
+    /// The agent handling each line's current call.
+    line_agent: HashMap<String, String>,
+    calendar: BusinessCalendar,
+    /// "No agent signed in during open hours" was alerted and not yet cleared.
+    unstaffed_alerted: bool,
     store_ok: bool,
     rx: mpsc::Receiver<Input>,
     snapshot_tx: watch::Sender<Snapshot>,
@@ -211,7 +263,7 @@ impl Engine {
         let calendar = BusinessCalendar::new(cfg.timezone(), cfg.hours.as_ref(), &cfg.shifts)
             .unwrap_or_else(|_| BusinessCalendar::always_open(cfg.timezone()));
         let deadlines: Box<dyn DeadlineClock + Send> = Box::new(Deadlines {
-            calendar,
+            calendar: calendar.clone(),
             business: cfg.policy.deadline_clock == DeadlineClockKind::Business,
         });
         let mut e = Engine {
@@ -235,11 +287,33 @@ impl Engine {
             change: Change::default(),
             dirty_tasks: HashMap::new(),
             replies: Vec::new(),
+            agent_replies: Vec::new(),
+            agents: Vec::new(),
+            line_agent: HashMap::new(),
+            calendar,
+            unstaffed_alerted: false,
             store_ok: true,
             rx,
             snapshot_tx,
             events_tx: events_tx.clone(),
         };
+        for a in e.cfg.agents.clone() {
+            let saved: Option<AgentState> = e.store.record(&format!("agent/{}", a.id))?;
+            let mut st = saved.unwrap_or(AgentState {
+                agent: a.id.clone(),
+                name: a.name.clone(),
+                state: AgentStatus::SignedOut,
+                since: now.wall,
+                call_id: None,
+            });
+            // A call in progress did not survive the restart.
+            if st.state == AgentStatus::OnCall {
+                st.state = AgentStatus::Available;
+                st.call_id = None;
+            }
+            st.name = a.name.clone();
+            e.agents.push(st);
+        }
         for t in e.store.open_tasks()? {
             e.index_open(&t);
         }
@@ -350,6 +424,9 @@ impl Engine {
         for (_, at_wall) in self.ring_alerts.values() {
             at = at.min(wall_to_mono(now, *at_wall));
         }
+        if let Some(open_at) = self.staffing_check_at(now.wall) {
+            at = at.min(wall_to_mono(now, open_at));
+        }
         at
     }
 
@@ -389,6 +466,10 @@ impl Engine {
             Input::Complaint { req, reply } => {
                 let r = self.open_complaint(req, now.wall);
                 self.replies.push((reply, r));
+            }
+            Input::Agent { id, action, reply } => {
+                let r = self.agent_action(&id, action, now.wall);
+                self.agent_replies.push((reply, r));
             }
         }
     }
@@ -484,6 +565,7 @@ impl Engine {
                 now.wall,
             );
         }
+        self.check_staffing(now.wall);
         if self.today.date != Some(self.local_date(now.wall)) {
             if let Err(e) = self.rebuild_today(now.wall) {
                 error!(error = %e, "cannot rebuild today's figures from the store");
@@ -491,7 +573,30 @@ impl Engine {
         }
     }
 
-    fn call_transition(&mut self, kind: CallEventKind, call: Call, now: Time) {
+    fn call_transition(&mut self, kind: CallEventKind, mut call: Call, now: Time) {
+        if kind == CallEventKind::Ringing {
+            if let Some(a) = self.pick_agent(&call.line) {
+                self.line_agent.insert(call.line.clone(), a);
+            }
+        }
+        call.agent = self.line_agent.get(&call.line).cloned();
+        match (kind, &call.agent) {
+            (CallEventKind::Answered, Some(a)) => {
+                let (a, id) = (a.clone(), call.id.clone());
+                self.set_agent(&a, AgentStatus::OnCall, Some(id), now);
+            }
+            (CallEventKind::Ended, Some(a)) => {
+                let a = a.clone();
+                self.line_agent.remove(&call.line);
+                if self
+                    .agent(&a)
+                    .is_some_and(|s| s.call_id.as_deref() == Some(call.id.as_str()))
+                {
+                    self.set_agent(&a, AgentStatus::Available, None, now);
+                }
+            }
+            _ => {}
+        }
         match kind {
             CallEventKind::Ringing => {
                 if let Some(after) = self.cfg.policy.ring_alert_after.0 {
@@ -545,6 +650,125 @@ impl Engine {
                 let due = self.deadlines.after(now, self.policy.callback_due);
                 self.task_opened(tasks::new_task(call, kind, due, now), now);
             }
+        }
+    }
+
+    fn agent(&self, id: &str) -> Option<&AgentState> {
+        self.agents.iter().find(|a| a.agent == id)
+    }
+
+    /// The first available agent (in configuration order) who answers `line`.
+    fn pick_agent(&self, line: &str) -> Option<String> {
+        self.cfg
+            .agents
+            .iter()
+            .filter(|a| a.lines.is_empty() || a.lines.iter().any(|l| l == line))
+            .find(|a| {
+                self.agent(&a.id)
+                    .is_some_and(|s| s.state == AgentStatus::Available)
+            })
+            .map(|a| a.id.clone())
+    }
+
+    /// Changes an agent's state: stored, published as an event and in the snapshot.
+    fn set_agent(
+        &mut self,
+        id: &str,
+        state: AgentStatus,
+        call_id: Option<String>,
+        now: Time,
+    ) -> Option<AgentState> {
+        let a = self.agents.iter_mut().find(|a| a.agent == id)?;
+        if a.state == state && a.call_id == call_id {
+            return Some(a.clone());
+        }
+        a.state = state;
+        a.call_id = call_id;
+        a.since = now;
+        let a = a.clone();
+        let kind = match state {
+            AgentStatus::SignedOut => "agent.signed_out",
+            AgentStatus::Available => "agent.available",
+            AgentStatus::Away => "agent.away",
+            AgentStatus::OnCall => "agent.on_call",
+        };
+        self.change.records.push((
+            format!("agent/{id}"),
+            Some(serde_json::to_vec(&a).unwrap_or_default()),
+        ));
+        let e = self.event(kind, Subject::Agent { agent: a.clone() }, now);
+        self.change.events.push(e);
+        self.check_staffing(now);
+        Some(a)
+    }
+
+    fn agent_action(
+        &mut self,
+        id: &str,
+        action: AgentAction,
+        now: Time,
+    ) -> Result<AgentState, ActionError> {
+        let current = self
+            .agent(id)
+            .ok_or_else(|| {
+                ActionError::NotFound(format!(
+                    "agent {id} (agents are listed in the configuration)"
+                ))
+            })?
+            .state;
+        let target = match (action, current) {
+            (AgentAction::SignIn | AgentAction::Available, AgentStatus::OnCall) => {
+                AgentStatus::OnCall
+            }
+            (AgentAction::SignIn | AgentAction::Available, _) => AgentStatus::Available,
+            (AgentAction::SignOut, _) => AgentStatus::SignedOut,
+            (AgentAction::Away, AgentStatus::SignedOut) => {
+                return Err(ActionError::Invalid(format!(
+                    "agent {id} is signed out; sign in first"
+                )))
+            }
+            (AgentAction::Away, _) => AgentStatus::Away,
+        };
+        let call = self
+            .agent(id)
+            .and_then(|a| a.call_id.clone())
+            .filter(|_| target == AgentStatus::OnCall);
+        info!(agent = id, ?action, "agent");
+        self.set_agent(id, target, call, now)
+            .ok_or_else(|| ActionError::NotFound(id.to_string()))
+    }
+
+    fn staffed(&self) -> bool {
+        self.agents
+            .iter()
+            .any(|a| a.state != AgentStatus::SignedOut)
+    }
+
+    /// When to look again whether someone is signed in: the next opening, while nobody is.
+    fn staffing_check_at(&self, now: Time) -> Option<Time> {
+        if self.agents.is_empty() || self.staffed() || self.unstaffed_alerted {
+            return None;
+        }
+        self.calendar.next_open(now).filter(|t| *t > now)
+    }
+
+    /// Alerts once per gap when the office is open and no agent is signed in (000:L29: service never stops).
+    fn check_staffing(&mut self, now: Time) {
+        if self.agents.is_empty() {
+            return;
+        }
+        if self.staffed() {
+            self.unstaffed_alerted = false;
+        } else if !self.unstaffed_alerted && self.calendar.is_open(now) {
+            self.unstaffed_alerted = true;
+            self.alert(
+                "no_agent",
+                Level::ShiftLead,
+                "the office is open and no agent is signed in".into(),
+                None,
+                None,
+                now,
+            );
         }
     }
 
@@ -704,7 +928,11 @@ impl Engine {
 
     /// Writes the pending change and flushes it; then, and only then, answers requests and publishes events.
     fn commit(&mut self) {
-        if self.change.is_empty() && self.dirty_tasks.is_empty() && self.replies.is_empty() {
+        if self.change.is_empty()
+            && self.dirty_tasks.is_empty()
+            && self.replies.is_empty()
+            && self.agent_replies.is_empty()
+        {
             return;
         }
         self.change.tasks = self.dirty_tasks.values().cloned().collect();
@@ -733,6 +961,9 @@ impl Engine {
                 for (reply, r) in self.replies.drain(..) {
                     let _ = reply.send(r);
                 }
+                for (reply, r) in self.agent_replies.drain(..) {
+                    let _ = reply.send(r);
+                }
                 for e in change.events {
                     let _ = self.events_tx.send(Arc::new(e));
                 }
@@ -743,6 +974,9 @@ impl Engine {
                 error!(error = %e, "store commit failed; events are held back until the store accepts them");
                 self.store_ok = false;
                 for (reply, _) in self.replies.drain(..) {
+                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
+                }
+                for (reply, _) in self.agent_replies.drain(..) {
                     let _ = reply.send(Err(ActionError::Store(e.to_string())));
                 }
             }
@@ -763,7 +997,12 @@ impl Engine {
                 .count() as u32,
             open_tasks: self.open_count,
             overdue_tasks: self.overdue_count,
-            agents_available: None,
+            agents_available: (!self.agents.is_empty()).then(|| {
+                self.agents
+                    .iter()
+                    .filter(|a| a.state == AgentStatus::Available)
+                    .count() as u32
+            }),
             date: self.today.date.map(|d| d.to_string()).unwrap_or_default(),
             offered: self.today.offered,
             answered: self.today.answered,
@@ -779,6 +1018,7 @@ impl Engine {
         let snap = Snapshot {
             lines: self.trackers.values().map(|t| t.state()).collect(),
             queue,
+            agents: self.agents.clone(),
             last_seq: self.next_seq.saturating_sub(1),
             store_ok: self.store_ok,
         };
@@ -806,7 +1046,7 @@ fn wall_to_mono(now: Now, at: Time) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LineStatus, TaskState};
+    use crate::model::{AgentStatus, LineStatus, TaskState};
     use crate::tracker::CallerNumber;
     use chrono::Utc;
 
@@ -978,6 +1218,71 @@ callback_due = "2h"
         );
         assert_eq!(q.asa_s, Some(3.0));
         assert_eq!(q.service_level_pct, Some(100.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn agents_take_calls_and_an_unstaffed_open_office_alerts_once() {
+        let cfg = format!(
+            "{CFG}[hours]\nmon = \"09:00-18:00\"\ntue = \"09:00-18:00\"\n[[agent]]\nid = \"alice\"\n[[agent]]\nid = \"bob\"\nlines = [\"line9\"]\n"
+        );
+        let cfg = cfg.replace(
+            "[[line]]",
+            "[[line]]\nid = \"line9\"\nkind = \"modem\"\ndevice = \"/dev/null\"\n[[line]]",
+        );
+        let cfg = Arc::new(Config::parse(&cfg).unwrap_or_else(|p| panic!("{p:?}")));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Monday 2026-11-30 08:00 in Shanghai
+        let monday_8 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 0, 0, 0).unwrap();
+        let (engine, h) =
+            Engine::new(cfg, store, Clock::anchored(monday_8), Default::default()).unwrap();
+        let mut ev = h.events.subscribe();
+        tokio::spawn(engine.run());
+        h.line_input("line1", LineInput::LinkUp { detail: None })
+            .await;
+        // nobody signed in: at 09:00 the office opens and that alerts, once
+        tokio::time::sleep(Duration::from_secs(3600 + 60)).await;
+        let a = ev.recv().await.unwrap();
+        assert_eq!(a.kind, "alert.no_agent");
+        assert!(ev.try_recv().is_err(), "once");
+        assert_eq!(h.snapshot.borrow().queue.agents_available, Some(0));
+        // alice signs in; a call on line1 is hers (bob only answers line9)
+        let st = h.agent_action("alice", AgentAction::SignIn).await.unwrap();
+        assert_eq!(st.state, AgentStatus::Available);
+        assert_eq!(ev.recv().await.unwrap().kind, "agent.available");
+        h.agent_action("bob", AgentAction::SignIn).await.unwrap();
+        assert_eq!(ev.recv().await.unwrap().kind, "agent.available");
+        assert_eq!(h.snapshot.borrow().queue.agents_available, Some(2));
+        h.line_input("line1", LineInput::Ring { label: None }).await;
+        h.line_input(
+            "line1",
+            LineInput::Number(CallerNumber::Known("10086".into())),
+        )
+        .await;
+        h.line_input("line1", LineInput::Name("X".into())).await;
+        h.line_input("line1", LineInput::OffHook).await;
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            let e = ev.recv().await.unwrap();
+            if let Subject::Call { call } = &e.subject {
+                assert_eq!(call.agent.as_deref(), Some("alice"), "{}", e.kind);
+            }
+            kinds.push(e.kind.clone());
+        }
+        assert_eq!(
+            kinds,
+            vec!["call.ringing", "agent.on_call", "call.answered"]
+        );
+        h.line_input("line1", LineInput::OnHook).await;
+        assert_eq!(ev.recv().await.unwrap().kind, "agent.available");
+        assert_eq!(ev.recv().await.unwrap().kind, "call.ended");
+        // errors
+        assert!(h.agent_action("carol", AgentAction::SignIn).await.is_err());
+        h.agent_action("bob", AgentAction::SignOut).await.unwrap();
+        assert!(
+            h.agent_action("bob", AgentAction::Away).await.is_err(),
+            "signed out agents cannot be away"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -269,6 +269,26 @@ pub struct Task {
     pub vip: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    SignedOut,
+    Available,
+    Away,
+    OnCall,
+}
+
+/// An agent's live state (`P/agent/{id}/state`, retained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub agent: String,
+    pub name: String,
+    pub state: AgentStatus,
+    pub since: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+}
+
 /// What an event is about.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -276,6 +296,7 @@ pub enum Subject {
     Call { call: Call },
     Task { task: Box<Task> },
     Alert { alert: Alert },
+    Agent { agent: AgentState },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +331,7 @@ impl Event {
             Subject::Call { .. } => "events/call",
             Subject::Task { .. } => "events/task",
             Subject::Alert { .. } => "alert",
+            Subject::Agent { .. } => "events/agent",
         }
     }
 
@@ -319,7 +341,7 @@ impl Event {
         match &mut e.subject {
             Subject::Call { call } => call.number = call.number.as_deref().map(mask_number),
             Subject::Task { task } => task.number = task.number.as_deref().map(mask_number),
-            Subject::Alert { .. } => {}
+            Subject::Alert { .. } | Subject::Agent { .. } => {}
         }
         e
     }

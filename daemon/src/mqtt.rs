@@ -207,7 +207,8 @@ impl Uplink {
                         let last = self.snapshot.borrow().last_seq;
                         s.pump(&self.store, last, &self.metrics);
                     }
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    // Our own answers on cmd/result come back through the cmd/+ subscription: not commands.
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if !p.topic.ends_with("/cmd/result") => {
                         let verb = p.topic.strip_prefix(&format!("{}/cmd/", s.prefix)).unwrap_or("").to_string();
                         let engine = self.engine.clone();
                         let tx = answers_tx.clone();
@@ -302,6 +303,12 @@ impl Session {
                 )
             })
             .collect();
+        for a in &snap.agents {
+            items.push((
+                format!("{}/agent/{}/state", self.prefix, a.agent),
+                serde_json::to_vec(a).unwrap_or_default(),
+            ));
+        }
         items.push((
             format!("{}/queue", self.prefix),
             serde_json::to_vec(&snap.queue).unwrap_or_default(),

@@ -43,11 +43,16 @@ pub struct Change {
     pub calls: Vec<Call>,
     pub tasks: Vec<Task>,
     pub events: Vec<Event>,
+    /// Small keyed documents (`agent/ID`, `customer/NUMBER`, `report/KIND/LABEL`), JSON; `None` deletes.
+    pub records: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty() && self.tasks.is_empty() && self.events.is_empty()
+        self.calls.is_empty()
+            && self.tasks.is_empty()
+            && self.events.is_empty()
+            && self.records.is_empty()
     }
 }
 
@@ -67,6 +72,7 @@ pub struct Store {
     outbox: sled::Tree,
     meta: sled::Tree,
     tokens: sled::Tree,
+    records: sled::Tree,
     path: PathBuf,
 }
 
@@ -123,6 +129,7 @@ impl Store {
             outbox: tree("outbox")?,
             meta: tree("meta")?,
             tokens: tree("tokens")?,
+            records: tree("records")?,
             db,
             path: path.to_path_buf(),
         };
@@ -164,9 +171,16 @@ impl Store {
             &self.open_tasks,
             &self.outbox,
             &self.meta,
+            &self.records,
         );
-        let r: Result<(), TransactionError<()>> =
-            trees.transaction(|(calls, tasks, open_calls, open_tasks, outbox, meta)| {
+        let r: Result<(), TransactionError<()>> = trees.transaction(
+            |(calls, tasks, open_calls, open_tasks, outbox, meta, records)| {
+                for (k, v) in &change.records {
+                    match v {
+                        Some(v) => records.insert(k.as_bytes(), v.as_slice())?,
+                        None => records.remove(k.as_bytes())?,
+                    };
+                }
                 for c in &change.calls {
                     calls.insert(c.id.as_bytes(), json(c))?;
                     if c.ended_at.is_none() {
@@ -188,7 +202,8 @@ impl Store {
                 }
                 meta.insert(NEXT_SEQ, &be(next_seq))?;
                 Ok::<(), ConflictableTransactionError<()>>(())
-            });
+            },
+        );
         r.map_err(|e| StoreError::Write(format!("{e:?}")))?;
         self.flush()
     }
@@ -346,6 +361,30 @@ impl Store {
 
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
+    }
+
+    /// A keyed document written by a [`Change`].
+    pub fn record<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.records
+            .get(key.as_bytes())?
+            .map(|v| Self::decode("records", key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Every document whose key starts with `prefix`, in key order.
+    pub fn records_with_prefix<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.records.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv?;
+            out.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                Self::decode("records", &k, &v)?,
+            ));
+        }
+        Ok(out)
     }
 
     pub fn add_token(&self, hash: &str, rec: &TokenRecord) -> Result<(), StoreError> {

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::auth;
 use crate::config::Config;
-use crate::engine::EngineHandle;
+use crate::engine::{AgentAction, EngineHandle};
 use crate::metrics::{inc, Metrics};
 use crate::model::{id_floor, Event, Task, TaskState};
 use crate::mqtt::LinkState;
@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks/{id}", get(task))
         .route("/api/tasks/{id}/{action}", post(task_action))
         .route("/api/complaints", post(complaint))
+        .route("/api/agents", get(agents))
+        .route("/api/agents/{id}/{action}", post(agent_action))
         .route("/api/events", get(events))
         .fallback(|| async {
             error(
@@ -338,6 +340,28 @@ async fn complaint(_: Authorized, State(s): State<AppState>, body: axum::body::B
     match serde_json::from_slice::<ComplaintRequest>(&body) {
         Ok(req) => task_result(s.engine.open_complaint(req).await),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("bad complaint: {e}")),
+    }
+}
+
+async fn agents(_: Authorized, State(s): State<AppState>) -> Response {
+    Json(s.engine.snapshot.borrow().agents.clone()).into_response()
+}
+
+/// `POST /api/agents/{id}/{sign_in|sign_out|available|away}`.
+async fn agent_action(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+) -> Response {
+    let Some(action) = AgentAction::parse(&action) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`{action}` is not an agent action: sign_in, sign_out, available or away"),
+        );
+    };
+    match s.engine.agent_action(&id, action).await {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => error(action_error_status(&e), e.to_string()),
     }
 }
 

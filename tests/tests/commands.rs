@@ -243,4 +243,12 @@ async fn bad_commands_get_errors_and_change_nothing() {
         before + 1,
         "only the one good complaint was opened"
     );
+    // The daemon hears its own answers on cmd/result; it must never answer those.
+    for m in env.watch.on(RESULT) {
+        assert!(
+            m.json().is_some_and(|v| v.get("ok").is_some()),
+            "not an answer on {RESULT}: {:?}",
+            m.payload
+        );
+    }
 }

@@ -1,0 +1,1274 @@
+//! The customer directory's records and its CSV import and export (SERVICE-POLICY §3 VIP customers, §7 customer
+//! directory: names for numbers, VIP, level A/B/C, best time to call, notes; CSV import).
+//!
+//! Pure: no I/O. The store keeps [`Customer`] records keyed by their normalised number; the web API imports with
+//! [`parse_csv`], exports with [`to_csv`] and checks single records with [`validate`].
+//!
+//! Import files come from people's spreadsheets, so the reader is forgiving about what Excel and friends write:
+//! UTF-8 with or without BOM, GB18030/GBK (Excel on Chinese Windows), UTF-16 with BOM (Excel's "Unicode text"),
+//! comma, semicolon (European locales) or tab separators, an Excel `sep=;` first line, CRLF, LF or lone-CR line
+//! ends, blank rows and rows of empty cells. It is strict about what it cannot guess: an unknown column stops the
+//! import (a misspelt `notes` column would otherwise lose data silently), and every bad row is reported with its
+//! line number while the good rows are kept.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Customer level (A best).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CustomerLevel {
+    A,
+    B,
+    C,
+}
+
+impl CustomerLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomerLevel::A => "A",
+            CustomerLevel::B => "B",
+            CustomerLevel::C => "C",
+        }
+    }
+
+    /// `A`, `B` or `C` in either case, optionally followed by `级` ("A级"); surrounding whitespace ignored.
+    pub fn parse(s: &str) -> Option<Self> {
+        let t = s.trim();
+        let t = t.strip_suffix('级').unwrap_or(t).trim_end();
+        match t {
+            "A" | "a" => Some(CustomerLevel::A),
+            "B" | "b" => Some(CustomerLevel::B),
+            "C" | "c" => Some(CustomerLevel::C),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for CustomerLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    /// Normalised (see [`normalize_number`]): digits, a leading '+', '*' and '#'.
+    pub number: String,
+    pub name: String,
+    #[serde(default)]
+    pub vip: bool,
+    pub level: Option<CustomerLevel>,
+    /// Free text, e.g. "weekdays 14:00-17:00".
+    pub best_time: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// A problem with one row of an import file (or with the file itself: then `line` is the header's line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct RowError {
+    /// 1-based physical line on which the row starts.
+    pub line: usize,
+    pub message: String,
+}
+
+/// Messages of warning-level row errors (the row was imported, or superseded, but someone should look) start
+/// with this.
+pub const WARNING_PREFIX: &str = "warning: ";
+
+impl RowError {
+    /// True for a warning (a duplicate number: the later row was imported), false for a row that was rejected.
+    pub fn is_warning(&self) -> bool {
+        self.message.starts_with(WARNING_PREFIX)
+    }
+}
+
+/// The export header, also accepted on import.
+pub const CSV_HEADER: &str = "number,name,vip,level,best_time,notes";
+
+/// Longest normalised number accepted (E.164 has at most 15 digits; this leaves room for prefixes and extensions).
+pub const MAX_NUMBER_LEN: usize = 32;
+
+/// Normalises a phone number as typed by a person: keeps digits, a leading '+', '*' and '#'; drops spaces
+/// (including no-break and ideographic spaces), '-', '.', '(' and ')'. Full-width forms (`１３８`, `＋`, `－`)
+/// count as their ASCII twins, typographic dashes as '-'. `None` when anything else is in it (letters, a '+'
+/// not at the start), when no digit remains, or when it is longer than [`MAX_NUMBER_LEN`].
+pub fn normalize_number(s: &str) -> Option<String> {
+    let mut out = String::new();
+    for ch in s.chars() {
+        let c = match ch {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(ch as u32 - 0xFEE0).unwrap_or(ch),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' => '-',
+            _ => ch,
+        };
+        match c {
+            '0'..='9' | '*' | '#' => out.push(c),
+            '+' if out.is_empty() => out.push(c),
+            '-' | '.' | '(' | ')' => {}
+            c if c.is_whitespace() => {}
+            _ => return None,
+        }
+        if out.len() > MAX_NUMBER_LEN {
+            return None;
+        }
+    }
+    out.bytes().any(|b| b.is_ascii_digit()).then_some(out)
+}
+
+/// Validates one record given through the API, by the same rules as an import row: the number must normalise,
+/// the name must not be blank. Returns the normalised record (number normalised; name, best time and notes
+/// trimmed; blank optional texts become `None`), or every problem found.
+pub fn validate(c: &Customer) -> Result<Customer, Vec<String>> {
+    let mut problems = Vec::new();
+    let number = normalize_number(&c.number);
+    if number.is_none() {
+        problems.push(number_problem(&c.number));
+    }
+    let name = c.name.trim();
+    if name.is_empty() {
+        problems.push("empty name".to_owned());
+    }
+    match number {
+        Some(number) if problems.is_empty() => Ok(Customer {
+            number,
+            name: name.to_owned(),
+            vip: c.vip,
+            level: c.level,
+            best_time: clean_text(c.best_time.as_deref()),
+            notes: clean_text(c.notes.as_deref()),
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn clean_text(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+fn number_problem(raw: &str) -> String {
+    let t = raw.trim();
+    if t.is_empty() {
+        "missing number".to_owned()
+    } else if looks_scientific(t) {
+        format!(
+            "bad number {}: Excel showed it in scientific notation and lost digits; format the column as Text and \
+             export again",
+            quoted(t)
+        )
+    } else {
+        format!("bad number {}", quoted(t))
+    }
+}
+
+/// `1.38001E+10`, `1E10`: what Excel makes of a long number in a General-format column.
+fn looks_scientific(s: &str) -> bool {
+    let Some((mantissa, exponent)) = s.split_once(['e', 'E']) else {
+        return false;
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+    let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && digits(frac) && digits(exponent)
+}
+
+/// A value for an error message: quoted, control characters escaped, cut at 40 characters.
+fn quoted(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{:?}…", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
+
+fn parse_vip(s: &str) -> Result<bool, String> {
+    match s.trim().to_lowercase().as_str() {
+        "" | "false" | "no" | "0" | "否" => Ok(false),
+        "true" | "yes" | "1" | "是" => Ok(true),
+        _ => Err(format!(
+            "bad vip flag {} (use true/false, yes/no, 1/0 or 是/否)",
+            quoted(s.trim())
+        )),
+    }
+}
+
+fn parse_level(s: &str) -> Result<Option<CustomerLevel>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    CustomerLevel::parse(s)
+        .map(Some)
+        .ok_or_else(|| format!("bad level {} (use A, B or C)", quoted(s.trim())))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formula injection guard (OWASP "CSV injection"): a cell that a spreadsheet would run as a formula is exported
+// with a leading apostrophe, and the apostrophe is removed again on import.
+
+/// What a spreadsheet would take for a formula: a leading '=', '@', tab or CR, or '+'/'-' not followed only by
+/// digits (so "+8613800138000" and "-5" stay as they are).
+fn looks_like_formula(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !chars.as_str().bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// A cell needs the apostrophe when it looks like a formula, or when it already is an apostrophe (or several)
+/// before something formula-like: escaping those too makes export then import give back exactly what was there.
+fn needs_apostrophe(s: &str) -> bool {
+    looks_like_formula(s.trim_start_matches('\''))
+}
+
+fn unescape_cell(s: &str) -> &str {
+    match s.strip_prefix('\'') {
+        Some(rest) if needs_apostrophe(rest) => rest,
+        _ => s,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Export
+
+/// Exports the directory: UTF-8 with BOM (so Excel opens it as UTF-8), header [`CSV_HEADER`], CRLF line ends,
+/// RFC 4180 quoting; formula-looking cells get a leading apostrophe. [`parse_csv`] reads it back unchanged.
+pub fn to_csv(customers: &[Customer]) -> String {
+    let mut out = String::with_capacity(64 + customers.len() * 64);
+    out.push('\u{FEFF}');
+    out.push_str(CSV_HEADER);
+    out.push_str("\r\n");
+    for c in customers {
+        let cells = [
+            c.number.as_str(),
+            c.name.as_str(),
+            if c.vip { "true" } else { "false" },
+            c.level.map_or("", CustomerLevel::as_str),
+            c.best_time.as_deref().unwrap_or(""),
+            c.notes.as_deref().unwrap_or(""),
+        ];
+        for (i, cell) in cells.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_cell(&mut out, cell);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn push_cell(out: &mut String, cell: &str) {
+    let escaped;
+    let cell = if needs_apostrophe(cell) {
+        escaped = format!("'{cell}");
+        escaped.as_str()
+    } else {
+        cell
+    };
+    if cell.contains([',', ';', '\t', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&cell.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(cell);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Import
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Number,
+    Name,
+    Vip,
+    Level,
+    BestTime,
+    Notes,
+}
+
+impl Column {
+    const ALL: [Column; 6] = [
+        Column::Number,
+        Column::Name,
+        Column::Vip,
+        Column::Level,
+        Column::BestTime,
+        Column::Notes,
+    ];
+
+    fn from_header(cell: &str) -> Option<Column> {
+        let key: String = cell
+            .trim()
+            .chars()
+            .map(|c| {
+                if c == ' ' || c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        match key.as_str() {
+            "number" | "号码" | "电话" => Some(Column::Number),
+            "name" | "姓名" | "名称" => Some(Column::Name),
+            "vip" => Some(Column::Vip),
+            "level" | "等级" => Some(Column::Level),
+            "best_time" | "最佳时间" => Some(Column::BestTime),
+            "notes" | "备注" => Some(Column::Notes),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Column::Number => "number",
+            Column::Name => "name",
+            Column::Vip => "vip",
+            Column::Level => "level",
+            Column::BestTime => "best_time",
+            Column::Notes => "notes",
+        }
+    }
+}
+
+/// Parses an import file: UTF-8 (with or without BOM) or, if not valid UTF-8, GB18030 (Excel on Chinese Windows
+/// saves CSV as GBK); UTF-16 with a BOM is read too.
+///
+/// A header row is required; column names are case-insensitive, in any order, English or Chinese: number|号码|电话,
+/// name|姓名|名称, vip (true/false/yes/no/1/0/是/否, blank = false), level|等级 (A/B/C, blank = none),
+/// best_time|最佳时间, notes|备注. Only number and name are required columns. Unknown, repeated or missing
+/// columns are one error on the header's line and nothing is imported. A column with an empty header is ignored
+/// as long as its cells are empty. RFC 4180 quoting (quoted fields with separators, doubled quotes, line breaks);
+/// the separator (comma, semicolon or tab) is the one the header line uses most, or the one an Excel `sep=X`
+/// first line names. Cells are trimmed; a leading apostrophe before a formula-looking cell (see [`to_csv`]) and
+/// before a number is removed.
+///
+/// Returns the good rows in file order, plus one error per bad row with its 1-based line number and every problem
+/// with it (bad number, empty name, bad level, bad vip flag, values outside the header's columns, an unterminated
+/// quote). A number repeated within the file: the later row wins and is reported as a warning
+/// ([`RowError::is_warning`]). Blank rows (also rows of empty cells) are skipped. Never panics.
+pub fn parse_csv(bytes: &[u8]) -> (Vec<Customer>, Vec<RowError>) {
+    let text = decode(bytes);
+    let Some((mut reader, first_line)) = Reader::start(&text) else {
+        let message = format!("empty file: a header row is required ({CSV_HEADER})");
+        return (Vec::new(), vec![RowError { line: 1, message }]);
+    };
+    let header = loop {
+        match reader.next_record() {
+            None => {
+                let message = format!("no header row: a header row is required ({CSV_HEADER})");
+                return (
+                    Vec::new(),
+                    vec![RowError {
+                        line: first_line,
+                        message,
+                    }],
+                );
+            }
+            Some(Err(e)) => return (Vec::new(), vec![e]),
+            Some(Ok(r)) if is_blank(&r.fields) => continue,
+            Some(Ok(r)) => break r,
+        }
+    };
+    let columns = match map_header(&header.fields) {
+        Ok(columns) => columns,
+        Err(message) => {
+            return (
+                Vec::new(),
+                vec![RowError {
+                    line: header.line,
+                    message,
+                }],
+            )
+        }
+    };
+
+    let mut rows: Vec<Option<Customer>> = Vec::new();
+    let mut errors = Vec::new();
+    // number -> (index in rows, line) of the row that currently holds it
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    while let Some(record) = reader.next_record() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if is_blank(&record.fields) {
+            continue;
+        }
+        let customer = match row_to_customer(&columns, &record.fields) {
+            Ok(c) => c,
+            Err(problems) => {
+                errors.push(RowError {
+                    line: record.line,
+                    message: problems.join("; "),
+                });
+                continue;
+            }
+        };
+        if let Some(&(index, line)) = seen.get(&customer.number) {
+            rows[index] = None;
+            errors.push(RowError {
+                line: record.line,
+                message: format!(
+                    "{WARNING_PREFIX}duplicate number {} (also on line {line}); this later row replaces it",
+                    customer.number
+                ),
+            });
+        }
+        seen.insert(customer.number.clone(), (rows.len(), record.line));
+        rows.push(Some(customer));
+    }
+    (rows.into_iter().flatten().collect(), errors)
+}
+
+fn decode(bytes: &[u8]) -> String {
+    let text = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((encoding, bom_len)) => encoding
+            .decode_without_bom_handling(&bytes[bom_len..])
+            .0
+            .into_owned(),
+        None => match std::str::from_utf8(bytes) {
+            Ok(s) => s.to_owned(),
+            Err(_) => encoding_rs::GB18030
+                .decode_without_bom_handling(bytes)
+                .0
+                .into_owned(),
+        },
+    };
+    // A GB18030-encoded BOM decodes to U+FEFF.
+    match text.strip_prefix('\u{FEFF}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    }
+}
+
+fn is_blank(fields: &[String]) -> bool {
+    fields.iter().all(|f| f.trim().is_empty())
+}
+
+fn map_header(fields: &[String]) -> Result<Vec<Option<Column>>, String> {
+    let mut columns = Vec::with_capacity(fields.len());
+    let mut unknown = Vec::new();
+    let mut repeated = Vec::new();
+    let mut seen = [false; Column::ALL.len()];
+    for cell in fields {
+        let cell = cell.trim();
+        let column = if cell.is_empty() {
+            None
+        } else {
+            Column::from_header(cell)
+        };
+        match column {
+            None if !cell.is_empty() => unknown.push(quoted(cell)),
+            None => {}
+            Some(col) if seen[col as usize] => repeated.push(format!(
+                "{} (another name for {})",
+                quoted(cell),
+                col.name()
+            )),
+            Some(col) => seen[col as usize] = true,
+        }
+        columns.push(column);
+    }
+    let missing: Vec<&str> = [Column::Number, Column::Name]
+        .into_iter()
+        .filter(|c| !seen[*c as usize])
+        .map(Column::name)
+        .collect();
+    let mut problems = Vec::new();
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "unknown column(s) {}; the columns are {} (or 号码/电话, 姓名/名称, vip, 等级, 最佳时间, 备注)",
+            list(&unknown),
+            Column::ALL.map(Column::name).join(", ")
+        ));
+    }
+    if !repeated.is_empty() {
+        problems.push(format!("repeated column(s) {}", list(&repeated)));
+    }
+    if !missing.is_empty() {
+        problems.push(format!(
+            "missing column(s) {} (the first row must be a header such as {CSV_HEADER})",
+            missing.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(columns)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// At most ten items of a list for a message.
+fn list(items: &[String]) -> String {
+    const MAX: usize = 10;
+    match items.len().checked_sub(MAX) {
+        Some(more) if more > 0 => format!("{} and {more} more", items[..MAX].join(", ")),
+        _ => items.join(", "),
+    }
+}
+
+fn row_to_customer(columns: &[Option<Column>], fields: &[String]) -> Result<Customer, Vec<String>> {
+    let mut cells: [&str; 6] = [""; 6];
+    let mut stray = false;
+    for (i, field) in fields.iter().enumerate() {
+        let value = unescape_cell(field.trim());
+        match columns.get(i).copied().flatten() {
+            Some(col) => cells[col as usize] = value,
+            None => stray |= !value.is_empty(),
+        }
+    }
+    let cell = |c: Column| cells[c as usize];
+    // Excel users type a leading apostrophe to keep a number's leading zero.
+    let number = cell(Column::Number);
+    let number = number.strip_prefix('\'').unwrap_or(number);
+    let candidate = Customer {
+        number: number.to_owned(),
+        name: cell(Column::Name).to_owned(),
+        vip: false,
+        level: None,
+        best_time: Some(cell(Column::BestTime).to_owned()),
+        notes: Some(cell(Column::Notes).to_owned()),
+    };
+    let (customer, mut problems) = match validate(&candidate) {
+        Ok(c) => (Some(c), Vec::new()),
+        Err(p) => (None, p),
+    };
+    let vip = match parse_vip(cell(Column::Vip)) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(e);
+            false
+        }
+    };
+    let level = match parse_level(cell(Column::Level)) {
+        Ok(l) => l,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    if stray {
+        problems.push(format!(
+            "values outside the header's {} columns",
+            columns.len()
+        ));
+    }
+    match customer {
+        Some(c) if problems.is_empty() => Ok(Customer { vip, level, ..c }),
+        _ => Err(problems),
+    }
+}
+
+struct Record {
+    line: usize,
+    fields: Vec<String>,
+}
+
+/// RFC 4180 record reader over decoded text, counting physical lines (CRLF, LF or a lone CR).
+struct Reader<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+    sep: char,
+}
+
+impl<'a> Reader<'a> {
+    /// Skips leading blank lines, takes an Excel `sep=X` line, or else detects the separator from the header line.
+    /// Returns the reader positioned at the header, and the header's line; `None` when the text is blank.
+    fn start(text: &'a str) -> Option<(Reader<'a>, usize)> {
+        let mut rest = text;
+        let mut line = 1;
+        loop {
+            let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+            let current = &rest[..end];
+            let after = match rest[end..].strip_prefix("\r\n") {
+                Some(after) => after,
+                None => rest.get(end + 1..).unwrap_or(""),
+            };
+            if current.trim().is_empty() {
+                if end == rest.len() {
+                    return None;
+                }
+                rest = after;
+                line += 1;
+                continue;
+            }
+            let sep = match sep_directive(current) {
+                Some(sep) => {
+                    rest = after;
+                    line += 1;
+                    sep
+                }
+                None => detect_separator(current),
+            };
+            let reader = Reader {
+                chars: rest.chars().peekable(),
+                line,
+                sep,
+            };
+            return Some((reader, line));
+        }
+    }
+
+    fn next_record(&mut self) -> Option<Result<Record, RowError>> {
+        self.chars.peek()?;
+        let start = self.line;
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut in_quotes = false;
+        let mut was_quoted = false;
+        let mut quote_line = start;
+        loop {
+            let Some(c) = self.chars.next() else {
+                if in_quotes {
+                    let message = format!(
+                        "unterminated quoted field (the quote opened on line {quote_line} never closes; the rest of \
+                         the file was read into it)"
+                    );
+                    return Some(Err(RowError {
+                        line: start,
+                        message,
+                    }));
+                }
+                fields.push(field);
+                return Some(Ok(Record {
+                    line: start,
+                    fields,
+                }));
+            };
+            if in_quotes {
+                match c {
+                    '"' if self.chars.peek() == Some(&'"') => {
+                        self.chars.next();
+                        field.push('"');
+                    }
+                    '"' => in_quotes = false,
+                    '\n' => {
+                        self.line += 1;
+                        field.push(c);
+                    }
+                    '\r' => {
+                        if self.chars.peek() != Some(&'\n') {
+                            self.line += 1;
+                        }
+                        field.push(c);
+                    }
+                    _ => field.push(c),
+                }
+                continue;
+            }
+            match c {
+                // An opening quote, possibly after stray spaces (`a, "b,c"`).
+                '"' if !was_quoted && field.trim().is_empty() => {
+                    field.clear();
+                    in_quotes = true;
+                    was_quoted = true;
+                    quote_line = self.line;
+                }
+                c if c == self.sep => {
+                    fields.push(std::mem::take(&mut field));
+                    was_quoted = false;
+                }
+                '\n' | '\r' => {
+                    if c == '\r' && self.chars.peek() == Some(&'\n') {
+                        self.chars.next();
+                    }
+                    self.line += 1;
+                    fields.push(field);
+                    return Some(Ok(Record {
+                        line: start,
+                        fields,
+                    }));
+                }
+                _ => field.push(c),
+            }
+        }
+    }
+}
+
+/// Excel's `sep=;` first line.
+fn sep_directive(line: &str) -> Option<char> {
+    let t = line.trim_matches(' ');
+    let prefix = t.get(..4)?;
+    if !prefix.eq_ignore_ascii_case("sep=") {
+        return None;
+    }
+    let mut rest = t[4..].chars();
+    match (rest.next(), rest.next()) {
+        (Some(c), None) if c != '"' => Some(c),
+        _ => None,
+    }
+}
+
+/// The separator the header line uses most outside quotes; comma on a tie or when there is none.
+fn detect_separator(line: &str) -> char {
+    let mut counts = [0usize; 3];
+    let mut in_quotes = false;
+    for c in line.chars() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => counts[0] += 1,
+            ';' if !in_quotes => counts[1] += 1,
+            '\t' if !in_quotes => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (1..3).fold(0, |best, i| if counts[i] > counts[best] { i } else { best });
+    [',', ';', '\t'][best]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn customer(number: &str, name: &str) -> Customer {
+        Customer {
+            number: number.to_owned(),
+            name: name.to_owned(),
+            vip: false,
+            level: None,
+            best_time: None,
+            notes: None,
+        }
+    }
+
+    #[test]
+    fn normalize_number_cases() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("13800138000", Some("13800138000")),
+            ("138 0013 8000", Some("13800138000")),
+            ("+86 138-0013-8000", Some("+8613800138000")),
+            ("(0755) 1234.5678", Some("075512345678")),
+            ("(+86) 10 6552 9988", Some("+861065529988")),
+            ("*99#", Some("*99#")),
+            ("8001#123", Some("8001#123")),
+            ("１３８００１３８０００", Some("13800138000")),
+            ("＋８６　１３８－００１３", Some("+861380013")),
+            ("0755–1234\u{00A0}5678", Some("075512345678")),
+            ("\t 95555 \r\n", Some("95555")),
+            ("", None),
+            ("   ", None),
+            ("+", None),
+            ("*#", None),
+            ("-().", None),
+            ("138+0013", None),
+            ("++86138", None),
+            ("ext 123", None),
+            ("1.38001E+10", None),
+            ("'13800138000", None),
+            ("123456789012345678901234567890123", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize_number(input).as_deref(), *want, "input {input:?}");
+        }
+        assert_eq!(
+            normalize_number(&"1".repeat(MAX_NUMBER_LEN)).map(|n| n.len()),
+            Some(MAX_NUMBER_LEN)
+        );
+    }
+
+    #[test]
+    fn level_parse_and_serde() {
+        assert_eq!(CustomerLevel::parse(" b "), Some(CustomerLevel::B));
+        assert_eq!(CustomerLevel::parse("A级"), Some(CustomerLevel::A));
+        assert_eq!(CustomerLevel::parse("D"), None);
+        assert_eq!(CustomerLevel::parse("AA"), None);
+        assert_eq!(serde_json::to_string(&CustomerLevel::C).unwrap(), "\"C\"");
+        let c: Customer =
+            serde_json::from_str(r#"{"number":"1","name":"x","level":null}"#).unwrap();
+        assert!(!c.vip);
+        assert_eq!(c.best_time, None);
+        let c: Customer =
+            serde_json::from_str(r#"{"number":"1","name":"x","vip":true,"level":"A"}"#).unwrap();
+        assert!(c.vip);
+        assert_eq!(c.level, Some(CustomerLevel::A));
+    }
+
+    #[test]
+    fn validate_normalises_and_lists_every_problem() {
+        let mut c = customer(" +86 138-0013-8000 ", "  张三 ");
+        c.best_time = Some("  ".to_owned());
+        c.notes = Some(" 老客户 ".to_owned());
+        c.vip = true;
+        let v = validate(&c).unwrap();
+        assert_eq!(v.number, "+8613800138000");
+        assert_eq!(v.name, "张三");
+        assert_eq!(v.best_time, None);
+        assert_eq!(v.notes.as_deref(), Some("老客户"));
+        assert!(v.vip);
+        assert_eq!(validate(&v).unwrap(), v, "validate is idempotent");
+
+        let errs = validate(&customer("abc", " ")).unwrap_err();
+        assert_eq!(
+            errs,
+            vec!["bad number \"abc\"".to_owned(), "empty name".to_owned()]
+        );
+        assert_eq!(
+            validate(&customer("", "x")).unwrap_err(),
+            vec!["missing number".to_owned()]
+        );
+        let errs = validate(&customer("1.38001E+10", "x")).unwrap_err();
+        assert!(errs[0].contains("scientific notation"), "{errs:?}");
+        let long = "x".repeat(100);
+        let errs = validate(&customer(&long, "x")).unwrap_err();
+        assert!(errs[0].ends_with("…"), "long values are cut: {errs:?}");
+    }
+
+    /// (number, name, vip, level, best_time, notes)
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        bool,
+        Option<CustomerLevel>,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+
+    struct Case<'a> {
+        name: &'a str,
+        input: Vec<u8>,
+        rows: Vec<Row<'a>>,
+        /// (line, fragment of the message, is a warning)
+        errors: Vec<(usize, &'a str, bool)>,
+    }
+
+    fn row(number: &'static str, name: &'static str) -> Row<'static> {
+        (number, name, false, None, None, None)
+    }
+
+    fn utf16le_with_bom(s: &str) -> Vec<u8> {
+        let mut out = vec![0xFF, 0xFE];
+        for unit in s.encode_utf16() {
+            out.extend_from_slice(&unit.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn import_files() {
+        use CustomerLevel::*;
+        let cases = vec![
+            Case {
+                name: "Chinese headers, GBK bytes as Excel on Chinese Windows saves them",
+                // 号码,姓名,VIP,等级,最佳时间,备注\r\n138 0013 8000,张三,是,A,工作日 14:00-17:00,老客户\r\n
+                input: vec![
+                    0xBA, 0xC5, 0xC2, 0xEB, 0x2C, 0xD0, 0xD5, 0xC3, 0xFB, 0x2C, 0x56, 0x49, 0x50, 0x2C, 0xB5, 0xC8,
+                    0xBC, 0xB6, 0x2C, 0xD7, 0xEE, 0xBC, 0xD1, 0xCA, 0xB1, 0xBC, 0xE4, 0x2C, 0xB1, 0xB8, 0xD7, 0xA2,
+                    0x0D, 0x0A, 0x31, 0x33, 0x38, 0x20, 0x30, 0x30, 0x31, 0x33, 0x20, 0x38, 0x30, 0x30, 0x30, 0x2C,
+                    0xD5, 0xC5, 0xC8, 0xFD, 0x2C, 0xCA, 0xC7, 0x2C, 0x41, 0x2C, 0xB9, 0xA4, 0xD7, 0xF7, 0xC8, 0xD5,
+                    0x20, 0x31, 0x34, 0x3A, 0x30, 0x30, 0x2D, 0x31, 0x37, 0x3A, 0x30, 0x30, 0x2C, 0xC0, 0xCF, 0xBF,
+                    0xCD, 0xBB, 0xA7, 0x0D, 0x0A,
+                ],
+                rows: vec![("13800138000", "张三", true, Some(A), Some("工作日 14:00-17:00"), Some("老客户"))],
+                errors: vec![],
+            },
+            Case {
+                name: "Chinese alternative headers (电话, 名称), GBK via encoder, 否 and blank flags",
+                input: encoding_rs::GBK
+                    .encode("电话,名称,vip,等级\n010-6552 9988,北京分公司,否,C级\n021 5555 0000,上海仓库,,\n")
+                    .0
+                    .into_owned(),
+                rows: vec![
+                    ("01065529988", "北京分公司", false, Some(C), None, None),
+                    ("02155550000", "上海仓库", false, None, None, None),
+                ],
+                errors: vec![],
+            },
+            Case {
+                name: "UTF-8 with BOM, English headers in another order and case",
+                input: "\u{FEFF}Name,NUMBER,Level,VIP,Best Time,Notes\r\nAlice,+1 (555) 010-0000,b,YES,mornings,\r\n"
+                    .as_bytes()
+                    .to_vec(),
+                rows: vec![("+15550100000", "Alice", true, Some(B), Some("mornings"), None)],
+                errors: vec![],
+            },
+            Case {
+                name: "semicolons (Excel in European locales), no BOM, LF",
+                input: "number;name;level;notes\n0755-1234-5678;Müller GmbH;a;Rechnung, bitte\n".as_bytes().to_vec(),
+                rows: vec![("075512345678", "Müller GmbH", false, Some(A), None, Some("Rechnung, bitte"))],
+                errors: vec![],
+            },
+            Case {
+                name: "Excel sep= line",
+                input: b"sep=;\r\nnumber;name\r\n95555;Bank\r\n".to_vec(),
+                rows: vec![row("95555", "Bank")],
+                errors: vec![],
+            },
+            Case {
+                name: "tab separated UTF-16LE (Excel 'Unicode text')",
+                input: utf16le_with_bom("号码\t姓名\t备注\r\n13900139000\t李四\t\"说 \"\"周一\"\"\"\r\n"),
+                rows: vec![("13900139000", "李四", false, None, None, Some("说 \"周一\""))],
+                errors: vec![],
+            },
+            Case {
+                name: "quoted notes with commas, doubled quotes and line breaks; later line numbers still right",
+                input: concat!(
+                    "number,name,notes\r\n",
+                    "13800138000,\"Wang, Wei\",\"said \"\"call back\"\",\r\nthen hung up\r\nthird line\"\r\n",
+                    "bad,Zhao,\r\n",
+                    "13700137000,Qian,\"a\nb\"\r\n",
+                    ",Sun,\r\n",
+                )
+                .as_bytes()
+                .to_vec(),
+                rows: vec![
+                    (
+                        "13800138000",
+                        "Wang, Wei",
+                        false,
+                        None,
+                        None,
+                        Some("said \"call back\",\r\nthen hung up\r\nthird line"),
+                    ),
+                    ("13700137000", "Qian", false, None, None, Some("a\nb")),
+                ],
+                errors: vec![(5, "bad number \"bad\"", false), (8, "missing number", false)],
+            },
+            Case {
+                name: "bad rows reported with their line numbers, every problem of a row in one error",
+                input: concat!(
+                    "number,name,vip,level\n",
+                    "13800138000,Good,1,A\n",
+                    "13800138001,,0,B\n",
+                    "13800138002,Bad level,no,D\n",
+                    "13800138003,Bad flag,maybe,\n",
+                    "x1,,perhaps,E\n",
+                    "1.38001E+10,Excel ate it,,\n",
+                    "13800138004,Also good,是,c\n",
+                )
+                .as_bytes()
+                .to_vec(),
+                rows: vec![
+                    ("13800138000", "Good", true, Some(A), None, None),
+                    ("13800138004", "Also good", true, Some(C), None, None),
+                ],
+                errors: vec![
+                    (3, "empty name", false),
+                    (4, "bad level \"D\"", false),
+                    (5, "bad vip flag \"maybe\"", false),
+                    (6, "bad number \"x1\"; empty name; bad vip flag \"perhaps\"", false),
+                    (6, "bad level \"E\"", false),
+                    (7, "scientific notation", false),
+                ],
+            },
+            Case {
+                name: "duplicates within the file: the later row wins, reported as a warning",
+                input: concat!(
+                    "number,name\n",
+                    "138 0013 8000,First\n",
+                    "13900139000,Other\n",
+                    "138-0013-8000,Second\n",
+                    "13800138000,Third\n",
+                )
+                .as_bytes()
+                .to_vec(),
+                rows: vec![row("13900139000", "Other"), row("13800138000", "Third")],
+                errors: vec![
+                    (4, "duplicate number 13800138000 (also on line 2)", true),
+                    (5, "duplicate number 13800138000 (also on line 4)", true),
+                ],
+            },
+            Case {
+                name: "blank lines, rows of empty cells, trailing empty columns, lone CR line ends",
+                input: b"\r\n\r\nnumber,name,,\r,,,\r\r13800138000,A,,\r \r13900139000,B\r".to_vec(),
+                rows: vec![row("13800138000", "A"), row("13900139000", "B")],
+                errors: vec![],
+            },
+            Case {
+                name: "values outside the header's columns",
+                input: b"number,name,\n13800138000,A,oops\n13900139000,B,,,extra\n13700137000,C,,,\n".to_vec(),
+                rows: vec![row("13700137000", "C")],
+                errors: vec![(2, "outside the header's 3 columns", false), (3, "outside", false)],
+            },
+            Case {
+                name: "formula-escaped cells lose their apostrophe, other apostrophes stay; Excel text numbers",
+                input: b"number,name,notes\n'0755 1234 5678,'=HYPERLINK(1),'Tis fine\n13800138000,'+x,''-y\n".to_vec(),
+                rows: vec![
+                    ("075512345678", "=HYPERLINK(1)", false, None, None, Some("'Tis fine")),
+                    ("13800138000", "+x", false, None, None, Some("'-y")),
+                ],
+                errors: vec![],
+            },
+            Case {
+                name: "unknown columns stop the import and are named",
+                input: b"number,name,email,Nmae\n13800138000,A,a@example.com,\n".to_vec(),
+                rows: vec![],
+                errors: vec![(1, "unknown column(s) \"email\", \"Nmae\"", false)],
+            },
+            Case {
+                name: "repeated and missing columns",
+                input: "\n号码,电话,notes\n13800138000,1,x\n".as_bytes().to_vec(),
+                rows: vec![],
+                errors: vec![(
+                    2,
+                    "repeated column(s) \"电话\" (another name for number); missing column(s) name",
+                    false,
+                )],
+            },
+            Case {
+                name: "no header: data in the first row",
+                input: b"13800138000,Zhang\n".to_vec(),
+                rows: vec![],
+                errors: vec![(1, "the first row must be a header", false)],
+            },
+            Case {
+                name: "unterminated quote",
+                input: b"number,name,notes\n13800138000,A,ok\n13900139000,B,\"never closed\n13700137000,C,\n".to_vec(),
+                rows: vec![("13800138000", "A", false, None, None, Some("ok"))],
+                errors: vec![(3, "unterminated quoted field (the quote opened on line 3", false)],
+            },
+            Case {
+                name: "empty file",
+                input: vec![],
+                rows: vec![],
+                errors: vec![(1, "empty file", false)],
+            },
+            Case {
+                name: "only a BOM and blank lines",
+                input: b"\xEF\xBB\xBF\r\n  \r\n".to_vec(),
+                rows: vec![],
+                errors: vec![(1, "empty file", false)],
+            },
+            Case {
+                name: "header only",
+                input: b"number,name\r\n".to_vec(),
+                rows: vec![],
+                errors: vec![],
+            },
+        ];
+        for case in cases {
+            let (got, errors) = parse_csv(&case.input);
+            let want: Vec<Customer> = case
+                .rows
+                .iter()
+                .map(|&(number, name, vip, level, best_time, notes)| Customer {
+                    number: number.to_owned(),
+                    name: name.to_owned(),
+                    vip,
+                    level,
+                    best_time: best_time.map(str::to_owned),
+                    notes: notes.map(str::to_owned),
+                })
+                .collect();
+            assert_eq!(got, want, "case {:?}", case.name);
+            // Several expectations may name fragments of the same error: compare per distinct line.
+            let mut lines: Vec<usize> = case.errors.iter().map(|e| e.0).collect();
+            lines.dedup();
+            assert_eq!(
+                errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+                lines,
+                "case {:?}: {errors:?}",
+                case.name
+            );
+            for (line, fragment, warning) in &case.errors {
+                let e = errors.iter().find(|e| e.line == *line).unwrap();
+                assert!(
+                    e.message.contains(fragment),
+                    "case {:?}: {e:?} lacks {fragment:?}",
+                    case.name
+                );
+                assert_eq!(e.is_warning(), *warning, "case {:?}: {e:?}", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn huge_headers_give_short_messages() {
+        let header = format!("number,name,{}\n", vec!["x"; 50_000].join(","));
+        let (rows, errors) = parse_csv(header.as_bytes());
+        assert!(rows.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("and 49990 more"), "{errors:?}");
+        let header = vec!["number"; 50_000].join(",") + ",name\n1,a\n";
+        let (_, errors) = parse_csv(header.as_bytes());
+        assert!(errors[0].message.contains("and 49989 more"), "{errors:?}");
+    }
+
+    #[test]
+    fn separator_detection_ignores_quoted_separators() {
+        assert_eq!(detect_separator("\"a;b;c;d\",number,name"), ',');
+        assert_eq!(detect_separator("number;name;\"a,b\""), ';');
+        assert_eq!(detect_separator("number\tname\tnotes"), '\t');
+        assert_eq!(detect_separator("number"), ',');
+        assert_eq!(sep_directive("sep=\t"), Some('\t'));
+        assert_eq!(sep_directive("SEP=;"), Some(';'));
+        assert_eq!(sep_directive("sep=\""), None);
+        assert_eq!(sep_directive("sep=;;"), None);
+        assert_eq!(sep_directive("号码"), None);
+    }
+
+    #[test]
+    fn export_format() {
+        let mut a = customer("+8613800138000", "Wang, Wei");
+        a.vip = true;
+        a.level = Some(CustomerLevel::A);
+        a.best_time = Some("weekdays 14:00-17:00".to_owned());
+        a.notes = Some("said \"hi\"\nline 2".to_owned());
+        let mut b = customer("95555", "=cmd|' /C calc'!A0");
+        b.notes = Some("-2+3".to_owned());
+        b.best_time = Some("@SUM(A1)".to_owned());
+        let csv = to_csv(&[a, b]);
+        assert_eq!(
+            csv,
+            concat!(
+                "\u{FEFF}number,name,vip,level,best_time,notes\r\n",
+                "+8613800138000,\"Wang, Wei\",true,A,weekdays 14:00-17:00,\"said \"\"hi\"\"\nline 2\"\r\n",
+                "95555,'=cmd|' /C calc'!A0,false,,'@SUM(A1),'-2+3\r\n",
+            )
+        );
+        assert_eq!(
+            to_csv(&[]),
+            "\u{FEFF}number,name,vip,level,best_time,notes\r\n"
+        );
+    }
+
+    #[test]
+    fn export_import_round_trip() {
+        let mut all = vec![
+            customer("13800138000", "张三"),
+            customer("+8613900139000", "Wang, Wei"),
+            customer("*99#", "=1+1"),
+            customer("075512345678", "'=already escaped"),
+        ];
+        all[0].vip = true;
+        all[0].level = Some(CustomerLevel::B);
+        all[0].best_time = Some("工作日 14:00-17:00".to_owned());
+        all[0].notes = Some("第一行\n第二行, \"引号\"".to_owned());
+        all[2].notes = Some("+86 138".to_owned());
+        all[3].level = Some(CustomerLevel::C);
+        all[3].notes = Some("\t-inner tab; semicolon".trim().to_owned());
+        let (back, errors) = parse_csv(to_csv(&all).as_bytes());
+        assert_eq!(errors, vec![]);
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn row_error_display() {
+        let e = RowError {
+            line: 7,
+            message: "empty name".to_owned(),
+        };
+        assert_eq!(e.to_string(), "line 7: empty name");
+        assert!(!e.is_warning());
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::char::range('a', 'z'),
+                2 => proptest::char::range('0', '9'),
+                1 => proptest::sample::select(vec![
+                    ' ', ',', ';', '\t', '"', '\'', '\r', '\n', '=', '+', '-', '@', '*', '#', '(', ')', '.', '张',
+                    '三', '级', '是', '\u{FEFF}', '\u{3000}', '１', 'É',
+                ]),
+            ],
+            0..16,
+        )
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn level() -> impl Strategy<Value = Option<CustomerLevel>> {
+        proptest::option::of(proptest::sample::select(vec![
+            CustomerLevel::A,
+            CustomerLevel::B,
+            CustomerLevel::C,
+        ]))
+    }
+
+    prop_compose! {
+        fn any_customer()(
+            number in "[+]?[0-9 ()*#.-]{0,20}",
+            name in text(),
+            vip in any::<bool>(),
+            level in level(),
+            best_time in proptest::option::of(text()),
+            notes in proptest::option::of(text()),
+        ) -> Customer {
+            Customer { number, name, vip, level, best_time, notes }
+        }
+    }
+
+    /// CSV-shaped input: a plausible header then cells from a nasty alphabet.
+    fn csv_like() -> impl Strategy<Value = Vec<u8>> {
+        let header = proptest::sample::select(vec![
+            "number,name,vip,level,best_time,notes\n",
+            "号码;姓名;VIP;等级\r\n",
+            "sep=\t\nname\tnumber\n",
+            "\u{FEFF}number,name,bogus\n",
+            "",
+        ]);
+        (header, proptest::collection::vec(text(), 0..12)).prop_map(|(h, cells)| {
+            let mut s = h.to_owned();
+            for (i, c) in cells.iter().enumerate() {
+                s.push_str(c);
+                s.push_str(if i % 3 == 2 { "\n" } else { "," });
+            }
+            s.into_bytes()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parse_csv_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            let (rows, errors) = parse_csv(&bytes);
+            for c in &rows {
+                prop_assert_eq!(validate(c), Ok(c.clone()));
+            }
+            for e in &errors {
+                prop_assert!(e.line >= 1);
+            }
+        }
+
+        #[test]
+        fn parse_csv_never_panics_on_csv_like_text(bytes in csv_like()) {
+            let (rows, errors) = parse_csv(&bytes);
+            let mut numbers: Vec<&str> = rows.iter().map(|c| c.number.as_str()).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            prop_assert_eq!(numbers.len(), rows.len(), "numbers are unique in the result");
+            for c in &rows {
+                prop_assert_eq!(validate(c), Ok(c.clone()));
+            }
+            let mut lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+            let sorted = { let mut l = lines.clone(); l.sort_unstable(); l };
+            prop_assert_eq!(&lines, &sorted, "errors in file order");
+            lines.dedup();
+            prop_assert_eq!(lines.len(), errors.len(), "one error per row");
+        }
+
+        #[test]
+        fn normalize_number_is_idempotent(s in "[+]?[0-9 ()*#.+a-]{0,40}") {
+            if let Some(n) = normalize_number(&s) {
+                prop_assert_eq!(normalize_number(&n), Some(n.clone()));
+                prop_assert!(n.len() <= MAX_NUMBER_LEN);
+                let dialable =
+                    |(i, c): (usize, char)| c.is_ascii_digit() || "*#".contains(c) || (c == '+' && i == 0);
+                prop_assert!(n.chars().enumerate().all(dialable));
+            }
+        }
+
+        #[test]
+        fn to_csv_then_parse_csv_round_trips(raw in prop::collection::vec(any_customer(), 0..12)) {
+            let mut customers: Vec<Customer> = Vec::new();
+            for c in raw.iter().filter_map(|c| validate(c).ok()) {
+                if !customers.iter().any(|k| k.number == c.number) {
+                    customers.push(c);
+                }
+            }
+            let csv = to_csv(&customers);
+            let (back, errors) = parse_csv(csv.as_bytes());
+            prop_assert_eq!(errors, vec![]);
+            prop_assert_eq!(back, customers);
+        }
+    }
+}
