@@ -218,11 +218,8 @@ pub struct Engine {
     change: Change,
     /// Tasks changed in the current change, newer than the store's copy.
     dirty_tasks: HashMap<String, Task>,
-    replies: Vec<Reply>,
-    agent_replies: Vec<(
-        oneshot::Sender<Result<AgentState, ActionError>>,
-        Result<AgentState, ActionError>,
-    )>,
+    replies: Vec<Reply<Task>>,
+    agent_replies: Vec<Reply<AgentState>>,
     /// Agents in configuration order, with their state.
     agents: Vec<AgentState>,
     /// The agent handling each line's current call.
