@@ -33,9 +33,9 @@ use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
 const MAX_BATCH: usize = 256;
 
 /// An answer held back until the change it reports is on disk.
-type Reply = (
-    oneshot::Sender<Result<Task, ActionError>>,
-    Result<Task, ActionError>,
+type Reply<T> = (
+    oneshot::Sender<Result<T, ActionError>>,
+    Result<T, ActionError>,
 );
 
 pub enum Input {
