@@ -1,17 +1,22 @@
 //! Assembles the daemon: store, engine, line adapters, MQTT uplink, control socket and web server, and runs them
-//! until the shutdown future resolves.
+//! until the shutdown future resolves. It also applies configuration reloads (SIGHUP or `POST /api/reload`):
+//! the new file is validated as a whole, the old configuration stays on any problem, and only what changed is
+//! restarted; calls in progress on kept lines go on.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::engine::Engine;
+use crate::config::{Config, Line, Mqtt};
+use crate::engine::{Engine, EngineHandle};
 use crate::metrics::Metrics;
 use crate::modem::link::{serial_opener, ModemLink, Opener};
 use crate::mqtt::{LinkState, Uplink};
@@ -38,6 +43,8 @@ pub struct RunOptions {
     pub openers: HashMap<String, Opener>,
     /// Told the web address once it listens.
     pub ready: Option<oneshot::Sender<SocketAddr>>,
+    /// The file to read again on a reload; none: reloads are refused.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -46,8 +53,192 @@ impl Default for RunOptions {
             clock: Clock::System,
             openers: HashMap::new(),
             ready: None,
+            config_path: None,
         }
     }
+}
+
+/// A request to re-read the configuration; the answer lists what changed, or every problem.
+pub struct ReloadRequest {
+    pub reply: Option<oneshot::Sender<Result<Vec<String>, Vec<String>>>>,
+}
+
+/// A cloneable handle that asks the daemon to reload.
+#[derive(Clone)]
+pub struct Reloader(pub mpsc::Sender<ReloadRequest>);
+
+impl Reloader {
+    pub async fn reload(&self) -> Result<Vec<String>, Vec<String>> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .0
+            .send(ReloadRequest { reply: Some(tx) })
+            .await
+            .is_err()
+        {
+            return Err(vec!["the daemon is shutting down".into()]);
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(vec!["the daemon is shutting down".into()]))
+    }
+}
+
+/// The running parts that a reload may replace.
+struct Parts {
+    cfg: Arc<Config>,
+    store: Store,
+    handle: EngineHandle,
+    metrics: Arc<Metrics>,
+    lines: HashMap<String, (Line, JoinHandle<()>)>,
+    uplink: Option<(Mqtt, JoinHandle<()>, watch::Sender<bool>)>,
+    mqtt_state: watch::Sender<LinkState>,
+    openers: HashMap<String, Opener>,
+    /// Tells the web server about a new configuration.
+    cfg_tx: Option<watch::Sender<Arc<Config>>>,
+}
+
+impl Parts {
+    fn start_line(&mut self, line: &Line) {
+        let opener = self
+            .openers
+            .remove(&line.id)
+            .unwrap_or_else(|| serial_opener(line.device.clone(), line.baud));
+        let link = ModemLink::new(
+            line.clone(),
+            opener,
+            self.handle.clone(),
+            self.metrics.clone(),
+        );
+        self.lines
+            .insert(line.id.clone(), (line.clone(), tokio::spawn(link.run())));
+    }
+
+    fn start_uplink(&mut self, m: &Mqtt) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let up = Uplink::new(
+            &self.cfg,
+            self.handle.clone(),
+            m.clone(),
+            self.store.clone(),
+            self.handle.snapshot.clone(),
+            self.metrics.clone(),
+            self.mqtt_state.clone(),
+            stop_rx,
+        );
+        self.uplink = Some((m.clone(), tokio::spawn(up.run()), stop_tx));
+    }
+
+    async fn stop_uplink(&mut self) {
+        if let Some((_, task, stop)) = self.uplink.take() {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+            self.mqtt_state.send_replace(LinkState::Disabled);
+        }
+    }
+
+    /// Validates `path` and applies what changed. On any problem nothing changes.
+    async fn reload(&mut self, path: &std::path::Path) -> Result<Vec<String>, Vec<String>> {
+        let started = Instant::now();
+        let new = Config::load(path).map_err(|e| match e {
+            crate::config::ConfigError::Invalid { problems } => {
+                problems.iter().map(|p| p.to_string()).collect()
+            }
+            other => vec![other.to_string()],
+        })?;
+        let old = self.cfg.clone();
+        let mut refused = Vec::new();
+        if new.site.id != old.site.id {
+            refused.push(
+                "site.id: changes the MQTT topics; restart the daemon to apply it".to_string(),
+            );
+        }
+        if new.store.path != old.store.path {
+            refused.push("store.path: restart the daemon to apply it".to_string());
+        }
+        if new.web.listen != old.web.listen {
+            refused.push("web.listen: restart the daemon to apply it".to_string());
+        }
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        let new = Arc::new(new);
+        let mut changed = Vec::new();
+        // Lines: stop removed and changed adapters, start new and changed ones; trackers follow in the engine.
+        for (id, (line, task)) in std::mem::take(&mut self.lines) {
+            match new.lines.iter().find(|l| l.id == id) {
+                Some(l) if same_link(l, &line) => {
+                    self.lines.insert(id, (line, task));
+                }
+                Some(_) => {
+                    task.abort();
+                    changed.push(format!("line {id}: reopened with the new settings"));
+                }
+                None => {
+                    task.abort();
+                    changed.push(format!("line {id}: removed"));
+                }
+            }
+        }
+        self.cfg = new.clone();
+        if let Some(tx) = &self.cfg_tx {
+            tx.send_replace(new.clone());
+        }
+        if !self.handle.reconfigure(new.clone()).await {
+            return Err(vec!["the engine is shutting down".into()]);
+        }
+        for l in new.lines.clone() {
+            if !self.lines.contains_key(&l.id) {
+                if !old.lines.iter().any(|o| o.id == l.id) {
+                    changed.push(format!("line {}: added", l.id));
+                }
+                self.start_line(&l);
+            }
+        }
+        let mqtt_changed = match (&old.mqtt, &new.mqtt) {
+            (Some(a), Some(b)) => format!("{a:?}") != format!("{b:?}"),
+            (None, None) => false,
+            _ => true,
+        };
+        if mqtt_changed {
+            self.stop_uplink().await;
+            if let Some(m) = new.mqtt.clone() {
+                self.start_uplink(&m);
+            }
+            changed.push("mqtt: reconnected with the new settings".into());
+        }
+        for (what, differs) in [
+            (
+                "policy",
+                format!("{:?}", old.policy) != format!("{:?}", new.policy),
+            ),
+            (
+                "hours",
+                format!("{:?}", old.hours) != format!("{:?}", new.hours),
+            ),
+            ("shifts", old.shifts != new.shifts),
+            ("agents", old.agents != new.agents),
+            (
+                "site",
+                format!("{:?}", old.site) != format!("{:?}", new.site),
+            ),
+        ] {
+            if differs {
+                changed.push(format!("{what}: applied"));
+            }
+        }
+        info!(elapsed_ms = started.elapsed().as_millis() as u64, changes = ?changed, "configuration reloaded");
+        Ok(changed)
+    }
+}
+
+/// Whether the line adapter can stay as it is (the tracker's settings change without it).
+fn same_link(a: &Line, b: &Line) -> bool {
+    a.kind == b.kind
+        && a.device == b.device
+        && a.baud == b.baud
+        && a.init == b.init
+        && a.init_timeout == b.init_timeout
+        && a.reconnect_max == b.reconnect_max
 }
 
 pub async fn run(
@@ -72,37 +263,29 @@ pub async fn run(
     );
     let engine_task = tokio::spawn(engine.run());
 
-    let mut line_tasks = Vec::new();
-    for line in &cfg.lines {
-        let opener = opts
-            .openers
-            .remove(&line.id)
-            .unwrap_or_else(|| serial_opener(line.device.clone(), line.baud));
-        let link = ModemLink::new(line.clone(), opener, handle.clone(), metrics.clone());
-        line_tasks.push(tokio::spawn(link.run()));
-    }
-
-    let (stop_tx, stop_rx) = watch::channel(false);
     let (mqtt_state_tx, mqtt_state) = watch::channel(LinkState::Disabled);
-    let uplink_task = match &cfg.mqtt {
-        Some(m) => {
-            let up = Uplink::new(
-                &cfg,
-                handle.clone(),
-                m.clone(),
-                store.clone(),
-                handle.snapshot.clone(),
-                metrics.clone(),
-                mqtt_state_tx,
-                stop_rx.clone(),
-            );
-            Some(tokio::spawn(up.run()))
-        }
-        None => {
-            tokio::spawn(prune_without_mqtt(store.clone(), handle.snapshot.clone()));
-            None
-        }
+    let mut parts = Parts {
+        cfg: cfg.clone(),
+        store: store.clone(),
+        handle: handle.clone(),
+        metrics: metrics.clone(),
+        lines: HashMap::new(),
+        uplink: None,
+        mqtt_state: mqtt_state_tx,
+        openers: std::mem::take(&mut opts.openers),
+        cfg_tx: None,
     };
+    for line in cfg.lines.clone() {
+        parts.start_line(&line);
+    }
+    if let Some(m) = cfg.mqtt.clone() {
+        parts.start_uplink(&m);
+    }
+    tokio::spawn(prune_without_mqtt(
+        store.clone(),
+        handle.snapshot.clone(),
+        parts.mqtt_state.subscribe(),
+    ));
 
     let tz = cfg.timezone();
     let control_task = tokio::spawn({
@@ -130,14 +313,18 @@ pub async fn run(
     if let Some(ready) = opts.ready.take() {
         let _ = ready.send(addr);
     }
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
+    parts.cfg_tx = Some(cfg_tx);
     let app = router(AppState {
-        cfg: cfg.clone(),
+        cfg: cfg_rx,
         store: store.clone(),
         engine: handle.clone(),
         metrics,
         mqtt: mqtt_state,
+        reloader: Reloader(reload_tx.clone()),
     });
-    let mut web_stop = stop_rx.clone();
+    let (stop_tx, mut web_stop) = watch::channel(false);
     let web = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = web_stop.wait_for(|s| *s).await;
     });
@@ -146,18 +333,38 @@ pub async fn run(
             error!(error = %e, "web server failed");
         }
     });
+    let hup_task = tokio::spawn(forward_sighup(reload_tx));
 
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(req) = reload_rx.recv() => {
+                let result = match &opts.config_path {
+                    Some(path) => parts.reload(path).await,
+                    None => Err(vec!["this daemon was started without a configuration file; nothing to reload".into()]),
+                };
+                if let Err(problems) = &result {
+                    warn!("reload refused, the running configuration stays:");
+                    for p in problems {
+                        warn!("  {p}");
+                    }
+                }
+                if let Some(reply) = req.reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
     info!("shutting down");
+    hup_task.abort();
     let _ = stop_tx.send(true);
-    for t in line_tasks {
+    for (_, (_, t)) in parts.lines.drain() {
         t.abort();
     }
     control_task.abort();
     let _ = std::fs::remove_file(store.path().join(crate::control::SOCKET));
-    if let Some(t) = uplink_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
-    }
+    parts.stop_uplink().await;
     // SSE streams keep the web server open; don't wait long for them.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), web_task).await;
     engine_task.abort();
@@ -168,9 +375,16 @@ pub async fn run(
 }
 
 /// Without a broker nothing acknowledges events: keep the last KEEP_WITHOUT_MQTT of them.
-async fn prune_without_mqtt(store: Store, mut snapshot: watch::Receiver<crate::engine::Snapshot>) {
+async fn prune_without_mqtt(
+    store: Store,
+    mut snapshot: watch::Receiver<crate::engine::Snapshot>,
+    mqtt: watch::Receiver<LinkState>,
+) {
     let mut pruned_at = 0;
     while snapshot.changed().await.is_ok() {
+        if *mqtt.borrow() != LinkState::Disabled {
+            continue;
+        }
         let last = snapshot.borrow_and_update().last_seq;
         if last >= pruned_at + 1000 {
             pruned_at = last;
@@ -181,24 +395,34 @@ async fn prune_without_mqtt(store: Store, mut snapshot: watch::Receiver<crate::e
     }
 }
 
-/// Resolves on SIGTERM or SIGINT. SIGHUP (reload) is logged and otherwise ignored until live reload arrives, so
-/// `systemctl reload` never kills the daemon.
+/// SIGHUP asks for a reload.
+async fn forward_sighup(tx: mpsc::Sender<ReloadRequest>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        error!("cannot install the SIGHUP handler; reload with POST /api/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        info!("SIGHUP: reloading the configuration");
+        if tx.send(ReloadRequest { reply: None }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
 pub async fn signals() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
     ) else {
         error!("cannot install signal handlers; stop the daemon with SIGKILL");
         std::future::pending::<()>().await;
         return;
     };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => warn!("SIGHUP: live reload is not available in this version; restart to apply a new configuration"),
-        }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }

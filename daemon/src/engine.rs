@@ -57,6 +57,11 @@ pub enum Input {
         action: AgentAction,
         reply: oneshot::Sender<Result<AgentState, ActionError>>,
     },
+    /// A new, validated configuration: applied without dropping a call.
+    Reconfigure {
+        cfg: Arc<Config>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// What an agent does (desk key, web page, API, MQTT command).
@@ -146,6 +151,16 @@ impl EngineHandle {
             .await
             .map_err(|_| ActionError::ShuttingDown)?;
         rx.await.map_err(|_| ActionError::ShuttingDown)?
+    }
+
+    /// Applies a new, validated configuration; answers once applied.
+    pub async fn reconfigure(&self, cfg: Arc<Config>) -> bool {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Reconfigure { cfg, reply })
+            .await
+            .is_ok()
+            && rx.await.is_ok()
     }
 
     /// Opens a complaint (from a call, or by hand); answers once it is on disk.
@@ -468,6 +483,10 @@ impl Engine {
                 let r = self.agent_action(&id, action, now.wall);
                 self.agent_replies.push((reply, r));
             }
+            Input::Reconfigure { cfg, reply } => {
+                self.reconfigure(cfg, now);
+                let _ = reply.send(());
+            }
         }
     }
 
@@ -648,6 +667,101 @@ impl Engine {
                 self.task_opened(tasks::new_task(call, kind, due, now), now);
             }
         }
+    }
+
+    /// Takes a new configuration: trackers of kept lines keep their calls (only their settings change), new lines
+    /// get a tracker, removed lines lose theirs (a call in progress ends as interrupted); policy, hours, shifts and
+    /// agents change at once, and every open task's timer is recomputed under the new policy.
+    fn reconfigure(&mut self, cfg: Arc<Config>, now: Now) {
+        let removed: Vec<String> = self
+            .trackers
+            .keys()
+            .filter(|id| !cfg.lines.iter().any(|l| &l.id == *id))
+            .cloned()
+            .collect();
+        for id in removed {
+            if let Some(mut t) = self.trackers.remove(&id) {
+                for tr in t.on_input(
+                    LineInput::LinkDown {
+                        reason: "line removed from the configuration".into(),
+                    },
+                    now,
+                ) {
+                    let mut call = tr.call;
+                    if tr.kind == CallEventKind::Ended {
+                        call.outcome = Some(Outcome::Interrupted);
+                    }
+                    self.call_transition(tr.kind, call, now.wall);
+                }
+            }
+            self.alerted_down.remove(&id);
+            self.ring_alerts.remove(&id);
+        }
+        for l in &cfg.lines {
+            match self.trackers.get_mut(&l.id) {
+                Some(t) => t.reconfigure(l.answer_detect, l.ring_timeout.0),
+                None => {
+                    self.trackers.insert(
+                        l.id.clone(),
+                        CallTracker::new(&l.id, l.answer_detect, l.ring_timeout.0, now.wall),
+                    );
+                }
+            }
+        }
+        self.tz = cfg.timezone();
+        self.policy = cfg.policy.task_policy();
+        self.calendar = BusinessCalendar::new(cfg.timezone(), cfg.hours.as_ref(), &cfg.shifts)
+            .unwrap_or_else(|_| BusinessCalendar::always_open(cfg.timezone()));
+        self.deadlines = Box::new(Deadlines {
+            calendar: self.calendar.clone(),
+            business: cfg.policy.deadline_clock == DeadlineClockKind::Business,
+        });
+        let old_agents = std::mem::take(&mut self.agents);
+        for a in &cfg.agents {
+            let mut st = old_agents
+                .iter()
+                .find(|o| o.agent == a.id)
+                .cloned()
+                .unwrap_or(AgentState {
+                    agent: a.id.clone(),
+                    name: a.name.clone(),
+                    state: AgentStatus::SignedOut,
+                    since: now.wall,
+                    call_id: None,
+                });
+            st.name = a.name.clone();
+            self.agents.push(st);
+        }
+        self.line_agent
+            .retain(|_, a| cfg.agents.iter().any(|x| &x.id == a));
+        self.cfg = cfg;
+        // Re-index every open task under the new policy (deadline timers depend on it).
+        self.timers.clear();
+        self.timer_at.clear();
+        self.open_by_number.clear();
+        self.open_count = 0;
+        self.overdue_count = 0;
+        match self.store.open_tasks() {
+            Ok(stored) => {
+                // The store's open tasks, as changed by the change not yet on disk.
+                let mut open: BTreeMap<String, Task> =
+                    stored.into_iter().map(|t| (t.id.clone(), t)).collect();
+                for (id, t) in &self.dirty_tasks {
+                    if t.state == TaskState::Open {
+                        open.insert(id.clone(), t.clone());
+                    } else {
+                        open.remove(id);
+                    }
+                }
+                for t in open.values() {
+                    self.index_open(t);
+                }
+            }
+            Err(e) => error!(error = %e, "cannot re-index open tasks after a reload"),
+        }
+        self.unstaffed_alerted = false;
+        self.check_staffing(now.wall);
+        info!("configuration applied");
     }
 
     fn agent(&self, id: &str) -> Option<&AgentState> {

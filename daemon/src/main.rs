@@ -144,15 +144,20 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(c) => {
-            let cfg = match load(&c.path()) {
+            let path = c.path();
+            let cfg = match load(&path) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
             init_logging();
+            let opts = linekeeper::daemon::RunOptions {
+                config_path: Some(path),
+                ..Default::default()
+            };
             let result = runtime().map_err(anyhow::Error::from).and_then(|rt| {
                 rt.block_on(linekeeper::daemon::run(
                     cfg,
-                    Default::default(),
+                    opts,
                     linekeeper::daemon::signals(),
                 ))
                 .map_err(anyhow::Error::from)

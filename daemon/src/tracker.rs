@@ -100,6 +100,12 @@ impl CallTracker {
         }
     }
 
+    /// New settings from a reloaded configuration; a call in progress goes on.
+    pub fn reconfigure(&mut self, answer_detect: bool, ring_timeout: Duration) {
+        self.answer_detect = answer_detect;
+        self.ring_timeout = ring_timeout;
+    }
+
     pub fn line(&self) -> &str {
         &self.line
     }

@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::auth;
 use crate::config::Config;
+use crate::daemon::Reloader;
 use crate::engine::{AgentAction, EngineHandle};
 use crate::metrics::{inc, Metrics};
 use crate::model::{id_floor, Event, Task, TaskState};
@@ -27,11 +28,13 @@ use crate::tasks::{ActionError, ComplaintRequest, TaskAction};
 
 #[derive(Clone)]
 pub struct AppState {
-    pub cfg: Arc<Config>,
+    /// The running configuration (replaced by reloads).
+    pub cfg: watch::Receiver<Arc<Config>>,
     pub store: Store,
     pub engine: EngineHandle,
     pub metrics: Arc<Metrics>,
     pub mqtt: watch::Receiver<LinkState>,
+    pub reloader: Reloader,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tasks/{id}", get(task))
         .route("/api/tasks/{id}/{action}", post(task_action))
         .route("/api/complaints", post(complaint))
+        .route("/api/reload", post(reload))
         .route("/api/agents", get(agents))
         .route("/api/agents/{id}/{action}", post(agent_action))
         .route("/api/events", get(events))
@@ -127,7 +131,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
         .collect();
     let body = json!({
         "status": if store_ok { "ok" } else { "error" },
-        "site": s.cfg.site.id,
+        "site": s.cfg.borrow().site.id.clone(),
         "version": env!("CARGO_PKG_VERSION"),
         "lines": lines,
         "mqtt": s.mqtt.borrow().label(),
@@ -143,7 +147,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if s.cfg.web.metrics_auth {
+    if s.cfg.borrow().web.metrics_auth {
         if let Err(r) = check_token(&headers, &s) {
             return r.into_response();
         }
@@ -208,7 +212,7 @@ struct CallsQuery {
 }
 
 async fn calls(_: Authorized, State(s): State<AppState>, Query(q): Query<CallsQuery>) -> Response {
-    let tz = s.cfg.timezone();
+    let tz = s.cfg.borrow().timezone();
     let from = match q
         .from
         .as_deref()
@@ -343,6 +347,18 @@ async fn complaint(_: Authorized, State(s): State<AppState>, body: axum::body::B
     }
 }
 
+/// Re-reads the configuration file: 200 with what changed, or 400 with every problem (the old one stays).
+async fn reload(_: Authorized, State(s): State<AppState>) -> Response {
+    match s.reloader.reload().await {
+        Ok(changed) => Json(json!({ "status": "applied", "changed": changed })).into_response(),
+        Err(problems) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "the configuration was not applied; the running one stays", "problems": problems })),
+        )
+            .into_response(),
+    }
+}
+
 async fn agents(_: Authorized, State(s): State<AppState>) -> Response {
     Json(s.engine.snapshot.borrow().agents.clone()).into_response()
 }
@@ -434,6 +450,14 @@ fn event_stream(
 
 async fn status_page(State(s): State<AppState>) -> Html<String> {
     let snap = s.engine.snapshot.borrow().clone();
+    let site_name = {
+        let cfg = s.cfg.borrow();
+        if cfg.site.name.is_empty() {
+            cfg.site.id.clone()
+        } else {
+            cfg.site.name.clone()
+        }
+    };
     let esc = |t: &str| {
         t.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -448,7 +472,7 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
             esc(&l.line),
             l.state,
             l.state,
-            l.since.with_timezone(&s.cfg.timezone()).format("%Y-%m-%d %H:%M:%S"),
+            l.since.with_timezone(&s.cfg.borrow().timezone()).format("%Y-%m-%d %H:%M:%S"),
             esc(l.number.as_deref().unwrap_or("")),
             esc(l.name.as_deref().unwrap_or("")),
             esc(l.reason.as_deref().unwrap_or("")),
@@ -458,11 +482,7 @@ async fn status_page(State(s): State<AppState>) -> Html<String> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "–".into());
     Html(format!(
         include_str!("status.html"),
-        site = esc(if s.cfg.site.name.is_empty() {
-            &s.cfg.site.id
-        } else {
-            &s.cfg.site.name
-        }),
+        site = esc(&site_name),
         rows = rows,
         ringing = q.ringing,
         open = q.open_tasks,
@@ -507,8 +527,10 @@ mod tests {
         tokio::spawn(engine.run());
         let token = auth::create_token(&store, "test", chrono::Utc::now()).unwrap();
         let (_tx, mqtt) = watch::channel(LinkState::Disabled);
+        let (never, _) = tokio::sync::mpsc::channel(1);
         let app = router(AppState {
-            cfg,
+            cfg: watch::channel(cfg).1,
+            reloader: crate::daemon::Reloader(never),
             store,
             engine: handle,
             metrics,

@@ -699,6 +699,11 @@ impl Daemon {
         &self.config
     }
 
+    /// The running daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn store_path(&self) -> &Path {
         &self.store
     }
