@@ -17,6 +17,7 @@ use crate::calendar::BusinessCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::DeadlineClockKind;
+use crate::directory::Customer;
 use crate::metrics::{inc, Metrics};
 use crate::model::{
     id_floor, new_id, rfc3339_local, Alert, Call, Direction, Event, LineState, Outcome,
@@ -56,6 +57,12 @@ pub enum Input {
         id: String,
         action: AgentAction,
         reply: oneshot::Sender<Result<AgentState, ActionError>>,
+    },
+    /// Adds or replaces customers (already validated) and removes numbers from the directory.
+    Customers {
+        upserts: Vec<Customer>,
+        deletes: Vec<String>,
+        reply: oneshot::Sender<usize>,
     },
     /// A new, validated configuration: applied without dropping a call.
     Reconfigure {
@@ -153,6 +160,25 @@ impl EngineHandle {
         rx.await.map_err(|_| ActionError::ShuttingDown)?
     }
 
+    /// Writes customers to the directory (and removes `deletes`); answers with how many records changed, once on
+    /// disk.
+    pub async fn customers(
+        &self,
+        upserts: Vec<Customer>,
+        deletes: Vec<String>,
+    ) -> Result<usize, ActionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Customers {
+                upserts,
+                deletes,
+                reply,
+            })
+            .await
+            .map_err(|_| ActionError::ShuttingDown)?;
+        rx.await.map_err(|_| ActionError::ShuttingDown)
+    }
+
     /// Applies a new, validated configuration; answers once applied.
     pub async fn reconfigure(&self, cfg: Arc<Config>) -> bool {
         let (reply, rx) = oneshot::channel();
@@ -183,11 +209,14 @@ struct Today {
     missed: u64,
     unknown: u64,
     within_target: u64,
+    short_abandons: u64,
     wait_sum: f64,
 }
 
 impl Today {
-    fn count(&mut self, call: &Call, answer_target: f64) {
+    /// Counts a finished call the way the reports do (see `report.rs`): short abandons are left out of the
+    /// service level, an answered call without a wait does not count as within target.
+    fn count(&mut self, call: &Call, p: &crate::config::Policy) {
         if call.direction != Direction::In {
             return;
         }
@@ -195,13 +224,22 @@ impl Today {
         match call.outcome {
             Some(Outcome::Answered) => {
                 self.answered += 1;
-                let w = call.wait_s.unwrap_or(0.0);
-                self.wait_sum += w;
-                if w <= answer_target {
-                    self.within_target += 1;
+                if let Some(w) = call.wait_s {
+                    self.wait_sum += w;
+                    if w <= p.answer_target.0.as_secs_f64() {
+                        self.within_target += 1;
+                    }
                 }
             }
-            Some(Outcome::Missed) => self.missed += 1,
+            Some(Outcome::Missed) => {
+                self.missed += 1;
+                if call
+                    .wait_s
+                    .is_some_and(|w| w < p.short_abandon.0.as_secs_f64())
+                {
+                    self.short_abandons += 1;
+                }
+            }
             _ => self.unknown += 1,
         }
     }
@@ -219,6 +257,10 @@ pub struct Engine {
     next_seq: u64,
     /// Open callback/review tasks by caller number.
     open_by_number: HashMap<String, String>,
+    /// Open follow-up tasks by number.
+    open_followup: HashMap<String, String>,
+    /// Whether each line's current call is from a repeat caller.
+    line_repeat: HashMap<String, bool>,
     /// Each open task's next deadline timer (warning, deadline, escalation), by time; one per task.
     timers: BTreeSet<(Time, String)>,
     timer_at: HashMap<String, Time>,
@@ -240,6 +282,11 @@ pub struct Engine {
     /// The agent handling each line's current call.
     line_agent: HashMap<String, String>,
     calendar: BusinessCalendar,
+    /// The customer directory, by number.
+    directory: HashMap<String, Customer>,
+    /// When each number last called, within `repeat_window`.
+    last_call: HashMap<String, Time>,
+    count_replies: Vec<(oneshot::Sender<usize>, usize)>,
     /// "No agent signed in during open hours" was alerted and not yet cleared.
     unstaffed_alerted: bool,
     store_ok: bool,
@@ -288,6 +335,8 @@ impl Engine {
             trackers,
             alerted_down: BTreeSet::new(),
             open_by_number: HashMap::new(),
+            open_followup: HashMap::new(),
+            line_repeat: HashMap::new(),
             timers: BTreeSet::new(),
             timer_at: HashMap::new(),
             policy,
@@ -304,6 +353,9 @@ impl Engine {
             line_agent: HashMap::new(),
             calendar,
             unstaffed_alerted: false,
+            directory: HashMap::new(),
+            last_call: HashMap::new(),
+            count_replies: Vec::new(),
             store_ok: true,
             rx,
             snapshot_tx,
@@ -326,6 +378,18 @@ impl Engine {
             st.name = a.name.clone();
             e.agents.push(st);
         }
+        for (_, c) in e.store.records_with_prefix::<Customer>("customer/")? {
+            e.directory.insert(c.number.clone(), c);
+        }
+        let window = chrono::Duration::from_std(e.cfg.policy.repeat_window.0).unwrap_or_default();
+        let mut last_call = HashMap::new();
+        e.store
+            .for_each_call(&id_floor(now.wall - window), "~", |c| {
+                if let Some(n) = c.number {
+                    last_call.insert(n, c.started_at);
+                }
+            })?;
+        e.last_call = last_call;
         for t in e.store.open_tasks()? {
             e.index_open(&t);
         }
@@ -356,9 +420,15 @@ impl Engine {
         if t.overdue {
             self.overdue_count += 1;
         }
-        if matches!(t.kind, TaskKind::Callback | TaskKind::Review) {
-            if let Some(n) = &t.number {
-                self.open_by_number.insert(n.clone(), t.id.clone());
+        if let Some(n) = &t.number {
+            match t.kind {
+                TaskKind::Callback | TaskKind::Review => {
+                    self.open_by_number.insert(n.clone(), t.id.clone());
+                }
+                TaskKind::Followup => {
+                    self.open_followup.insert(n.clone(), t.id.clone());
+                }
+                _ => {}
             }
         }
         if let Some((at, _)) = tasks::next_timer(t, &self.policy) {
@@ -380,6 +450,9 @@ impl Engine {
             if self.open_by_number.get(n) == Some(&t.id) {
                 self.open_by_number.remove(n);
             }
+            if self.open_followup.get(n) == Some(&t.id) {
+                self.open_followup.remove(n);
+            }
         }
         if let Some(at) = self.timer_at.remove(&t.id) {
             self.timers.remove(&(at, t.id.clone()));
@@ -398,14 +471,14 @@ impl Engine {
             .earliest()
             .map(|d| d.with_timezone(&chrono::Utc))
             .unwrap_or(now);
-        let target = self.cfg.policy.answer_target.0.as_secs_f64();
+        let policy = self.cfg.policy.clone();
         let mut today = Today {
             date: Some(date),
             ..Default::default()
         };
         self.store.for_each_call(&id_floor(start), "~", |c| {
             if c.ended_at.is_some() {
-                today.count(&c, target);
+                today.count(&c, &policy);
             }
         })?;
         self.today = today;
@@ -482,6 +555,28 @@ impl Engine {
             Input::Agent { id, action, reply } => {
                 let r = self.agent_action(&id, action, now.wall);
                 self.agent_replies.push((reply, r));
+            }
+            Input::Customers {
+                upserts,
+                deletes,
+                reply,
+            } => {
+                let n = upserts.len() + deletes.len();
+                for c in upserts {
+                    let doc = serde_json::to_vec(&c).unwrap_or_default();
+                    self.change
+                        .records
+                        .push((format!("customer/{}", c.number), Some(doc)));
+                    self.directory.insert(c.number.clone(), c);
+                }
+                for number in deletes {
+                    if self.directory.remove(&number).is_some() {
+                        self.change
+                            .records
+                            .push((format!("customer/{number}"), None));
+                    }
+                }
+                self.count_replies.push((reply, n));
             }
             Input::Reconfigure { cfg, reply } => {
                 self.reconfigure(cfg, now);
@@ -583,6 +678,9 @@ impl Engine {
         }
         self.check_staffing(now.wall);
         if self.today.date != Some(self.local_date(now.wall)) {
+            let window =
+                chrono::Duration::from_std(self.cfg.policy.repeat_window.0).unwrap_or_default();
+            self.last_call.retain(|_, t| now.wall - *t <= window);
             if let Err(e) = self.rebuild_today(now.wall) {
                 error!(error = %e, "cannot rebuild today's figures from the store");
             }
@@ -596,6 +694,7 @@ impl Engine {
             }
         }
         call.agent = self.line_agent.get(&call.line).cloned();
+        self.enrich(&mut call, kind, now);
         match (kind, &call.agent) {
             (CallEventKind::Answered, Some(a)) => {
                 let (a, id) = (a.clone(), call.id.clone());
@@ -634,11 +733,11 @@ impl Engine {
                 Some(Outcome::Interrupted) => inc(&m.calls_interrupted),
                 _ => inc(&m.calls_unknown),
             }
-            self.today
-                .count(&call, self.cfg.policy.answer_target.0.as_secs_f64());
+            self.today.count(&call, &self.cfg.policy);
             info!(call = %call.id, line = %call.line, outcome = ?call.outcome, rings = call.rings, "call ended");
             self.record_call(kind, call.clone(), now);
             self.open_or_update_task(&call, now);
+            self.vip_followup(&call, now);
         } else {
             self.record_call(kind, call, now);
         }
@@ -663,7 +762,11 @@ impl Engine {
                 self.task_changed(&before, task, vec![Effect::Event("task.updated")], now);
             }
             None => {
-                let due = self.deadlines.after(now, self.policy.callback_due);
+                let mut due = self.deadlines.after(now, self.policy.callback_due);
+                if call.vip {
+                    // VIPs never wait: called back the same business day.
+                    due = due.min(self.deadlines.end_of_business_day(now));
+                }
                 self.task_opened(tasks::new_task(call, kind, due, now), now);
             }
         }
@@ -739,6 +842,7 @@ impl Engine {
         self.timers.clear();
         self.timer_at.clear();
         self.open_by_number.clear();
+        self.open_followup.clear();
         self.open_count = 0;
         self.overdue_count = 0;
         match self.store.open_tasks() {
@@ -762,6 +866,76 @@ impl Engine {
         self.unstaffed_alerted = false;
         self.check_staffing(now.wall);
         info!("configuration applied");
+    }
+
+    /// What the site knows about the caller: a name from the directory when caller ID has none, the VIP flag, and
+    /// whether the number called within `repeat_window` before. A VIP's ringing call alerts.
+    fn enrich(&mut self, call: &mut Call, kind: CallEventKind, now: Time) {
+        let Some(number) = call.number.clone() else {
+            return;
+        };
+        if let Some(c) = self.directory.get(&number) {
+            if call.name.is_none() {
+                call.name = Some(c.name.clone());
+            }
+            call.vip = c.vip;
+        }
+        if kind == CallEventKind::Ringing {
+            let window =
+                chrono::Duration::from_std(self.cfg.policy.repeat_window.0).unwrap_or_default();
+            call.repeat = self
+                .last_call
+                .get(&number)
+                .is_some_and(|t| *t < call.started_at && call.started_at - *t <= window);
+            self.line_repeat.insert(call.line.clone(), call.repeat);
+            self.last_call.insert(number.clone(), call.started_at);
+            if call.vip {
+                let who = call.name.clone().unwrap_or_else(|| number.clone());
+                self.alert(
+                    "vip_ringing",
+                    Level::ShiftLead,
+                    format!("VIP {who} is calling on line {}", call.line),
+                    Some(&call.line),
+                    None,
+                    now,
+                );
+            }
+        } else {
+            call.repeat = self.line_repeat.get(&call.line).copied().unwrap_or(false);
+        }
+        if kind == CallEventKind::Ended {
+            self.line_repeat.remove(&call.line);
+        }
+    }
+
+    /// A VIP's answered call gets a follow-up the same business day (000:L75, L79), unless one is open already.
+    fn vip_followup(&mut self, call: &Call, now: Time) {
+        if !call.vip || call.outcome != Some(Outcome::Answered) {
+            return;
+        }
+        let Some(number) = call.number.clone() else {
+            return;
+        };
+        if self.open_followup.contains_key(&number) {
+            return;
+        }
+        let mut f = tasks::blank(
+            TaskKind::Followup,
+            self.deadlines.end_of_business_day(now),
+            now,
+        );
+        f.number = Some(number);
+        f.name = call.name.clone();
+        f.call_ids = vec![call.id.clone()];
+        f.agent = call.agent.clone();
+        f.vip = true;
+        f.history.push(crate::model::TaskEntry {
+            at: now,
+            action: "VIP call: same-day follow-up".into(),
+            by: None,
+            note: None,
+        });
+        self.task_opened(f, now);
     }
 
     fn agent(&self, id: &str) -> Option<&AgentState> {
@@ -1043,6 +1217,7 @@ impl Engine {
             && self.dirty_tasks.is_empty()
             && self.replies.is_empty()
             && self.agent_replies.is_empty()
+            && self.count_replies.is_empty()
         {
             return;
         }
@@ -1075,6 +1250,9 @@ impl Engine {
                 for (reply, r) in self.agent_replies.drain(..) {
                     let _ = reply.send(r);
                 }
+                for (reply, n) in self.count_replies.drain(..) {
+                    let _ = reply.send(n);
+                }
                 for e in change.events {
                     let _ = self.events_tx.send(Arc::new(e));
                 }
@@ -1090,6 +1268,8 @@ impl Engine {
                 for (reply, _) in self.agent_replies.drain(..) {
                     let _ = reply.send(Err(ActionError::Store(e.to_string())));
                 }
+                // Dropping the senders tells the callers the write failed.
+                self.count_replies.clear();
             }
         }
     }
@@ -1120,7 +1300,8 @@ impl Engine {
             missed: self.today.missed,
             unknown: self.today.unknown,
             service_level_pct: {
-                let known = self.today.answered + self.today.missed;
+                let known = (self.today.answered + self.today.missed)
+                    .saturating_sub(self.today.short_abandons);
                 (known > 0).then(|| round1(100.0 * self.today.within_target as f64 / known as f64))
             },
             asa_s: (self.today.answered > 0)
@@ -1157,7 +1338,7 @@ fn wall_to_mono(now: Now, at: Time) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AgentStatus, LineStatus, TaskState};
+    use crate::model::{AgentStatus, LineStatus, TaskKind, TaskState};
     use crate::tracker::CallerNumber;
     use chrono::Utc;
 
@@ -1394,6 +1575,101 @@ callback_due = "2h"
             h.agent_action("bob", AgentAction::Away).await.is_err(),
             "signed out agents cannot be away"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn directory_names_callers_flags_repeats_and_vips_get_alerts_and_same_day_follow_up() {
+        let mut r = rig().await;
+        let vip = Customer {
+            number: "13800138000".into(),
+            name: "Wang Fang".into(),
+            vip: true,
+            level: None,
+            best_time: None,
+            notes: None,
+        };
+        assert_eq!(r.handle.customers(vec![vip], vec![]).await.unwrap(), 1);
+        let h = r.handle.clone();
+        // an answered call with a number but no NAME line
+        h.line_input("line1", LineInput::Ring { label: None }).await;
+        h.line_input(
+            "line1",
+            LineInput::Number(CallerNumber::Known("13800138000".into())),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(400)).await; // CID settles without NAME
+        h.line_input("line1", LineInput::OffHook).await;
+        h.line_input("line1", LineInput::OnHook).await;
+        let alert = r.next().await;
+        assert_eq!(alert.kind, "alert.vip_ringing");
+        let ringing = r.next().await;
+        let Subject::Call { call } = &ringing.subject else {
+            panic!()
+        };
+        assert_eq!(
+            (call.name.as_deref(), call.vip, call.repeat),
+            (Some("Wang Fang"), true, false)
+        );
+        assert_eq!(r.next().await.kind, "call.answered");
+        let ended = r.next().await;
+        assert_eq!(ended.kind, "call.ended");
+        let created = r.next().await;
+        let Subject::Task { task } = &created.subject else {
+            panic!()
+        };
+        assert_eq!(
+            (task.kind, task.vip),
+            (TaskKind::Followup, true),
+            "a VIP's call gets a same-day follow-up"
+        );
+        // midnight local is the end of the day without [hours]
+        let local_due = task.due_at.with_timezone(&chrono_tz::Asia::Shanghai);
+        assert_eq!(local_due.format("%H:%M").to_string(), "00:00");
+        // the same number again: a repeat caller, and no second follow-up
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        h.line_input("line1", LineInput::Ring { label: None }).await;
+        h.line_input(
+            "line1",
+            LineInput::Number(CallerNumber::Known("13800138000".into())),
+        )
+        .await;
+        h.line_input("line1", LineInput::Name("WANG".into())).await;
+        h.line_input("line1", LineInput::OffHook).await;
+        h.line_input("line1", LineInput::OnHook).await;
+        assert_eq!(r.next().await.kind, "alert.vip_ringing");
+        let ringing = r.next().await;
+        let Subject::Call { call } = &ringing.subject else {
+            panic!()
+        };
+        assert_eq!(
+            (call.name.as_deref(), call.repeat),
+            (Some("WANG"), true),
+            "caller ID's name wins"
+        );
+        assert_eq!(r.next().await.kind, "call.answered");
+        let ended = r.next().await;
+        let Subject::Call { call } = &ended.subject else {
+            panic!()
+        };
+        assert!(call.repeat, "the flag stays on the whole call");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            r.events.try_recv().is_err(),
+            "one open follow-up per VIP is enough"
+        );
+        // removed from the directory: no more VIP handling
+        assert_eq!(
+            r.handle
+                .customers(vec![], vec!["13800138000".into()])
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(r
+            .store
+            .record::<Customer>("customer/13800138000")
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 use crate::auth;
 use crate::config::Config;
 use crate::daemon::Reloader;
+use crate::directory::{self, Customer};
 use crate::engine::{AgentAction, EngineHandle};
 use crate::metrics::{inc, Metrics};
 use crate::model::{id_floor, Event, Task, TaskState};
@@ -49,6 +50,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/complaints", post(complaint))
         .route("/api/reload", post(reload))
         .route("/api/agents", get(agents))
+        .route("/api/customers", get(customers))
+        .route("/api/customers/export", get(customers_export))
+        .route("/api/customers/import", post(customers_import))
+        .route(
+            "/api/customers/{number}",
+            get(customer).put(customer_put).delete(customer_delete),
+        )
         .route("/api/agents/{id}/{action}", post(agent_action))
         .route("/api/events", get(events))
         .fallback(|| async {
@@ -356,6 +364,150 @@ async fn reload(_: Authorized, State(s): State<AppState>) -> Response {
             Json(json!({ "error": "the configuration was not applied; the running one stays", "problems": problems })),
         )
             .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CustomersQuery {
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+fn all_customers(s: &AppState) -> Result<Vec<Customer>, Response> {
+    s.store
+        .records_with_prefix::<Customer>("customer/")
+        .map(|v| v.into_iter().map(|(_, c)| c).collect())
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn customers(
+    _: Authorized,
+    State(s): State<AppState>,
+    Query(q): Query<CustomersQuery>,
+) -> Response {
+    let all = match all_customers(&s) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let needle = q.q.unwrap_or_default();
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let found: Vec<Customer> = all
+        .into_iter()
+        .filter(|c| needle.is_empty() || c.number.contains(&needle) || c.name.contains(&needle))
+        .take(limit)
+        .collect();
+    Json(found).into_response()
+}
+
+async fn customer(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(number): Path<String>,
+) -> Response {
+    let Some(n) = directory::normalize_number(&number) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`{number}` is not a phone number"),
+        );
+    };
+    match s.store.record::<Customer>(&format!("customer/{n}")) {
+        Ok(Some(c)) => Json(c).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("{n} is not in the directory"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `PUT /api/customers/{number}`: adds or replaces one customer (`name`, `vip`, `level`, `best_time`, `notes`).
+async fn customer_put(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(number): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object with at least `name`",
+            )
+        }
+    };
+    v["number"] = serde_json::Value::String(number);
+    let c: Customer = match serde_json::from_value(v) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad customer: {e}")),
+    };
+    let c = match directory::validate(&c) {
+        Ok(c) => c,
+        Err(problems) => return error(StatusCode::BAD_REQUEST, problems.join("; ")),
+    };
+    match s.engine.customers(vec![c.clone()], vec![]).await {
+        Ok(_) => Json(c).into_response(),
+        Err(e) => error(action_error_status(&e), e.to_string()),
+    }
+}
+
+async fn customer_delete(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(number): Path<String>,
+) -> Response {
+    let Some(n) = directory::normalize_number(&number) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("`{number}` is not a phone number"),
+        );
+    };
+    match s.store.record::<Customer>(&format!("customer/{n}")) {
+        Ok(Some(_)) => match s.engine.customers(vec![], vec![n]).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => error(action_error_status(&e), e.to_string()),
+        },
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("{n} is not in the directory"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/customers/import`: a CSV file as the body (UTF-8 or GBK; see the README for the columns). Good rows
+/// are imported; each bad row is reported with its line number.
+async fn customers_import(
+    _: Authorized,
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (good, errors) = directory::parse_csv(&body);
+    let rejected: Vec<_> = errors
+        .iter()
+        .map(|e| json!({ "line": e.line, "message": e.message }))
+        .collect();
+    let n = good.len();
+    match s.engine.customers(good, vec![]).await {
+        Ok(_) => Json(json!({ "imported": n, "errors": rejected })).into_response(),
+        Err(e) => error(action_error_status(&e), e.to_string()),
+    }
+}
+
+async fn customers_export(_: Authorized, State(s): State<AppState>) -> Response {
+    match all_customers(&s) {
+        Ok(all) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"customers.csv\"",
+                ),
+            ],
+            directory::to_csv(&all),
+        )
+            .into_response(),
+        Err(r) => r,
     }
 }
 
@@ -719,6 +871,62 @@ mod tests {
             StatusCode::BAD_REQUEST,
             "an empty complaint says nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn customer_directory_put_import_export_delete() {
+        let r = rig();
+        let t = r.token.as_str();
+        let put = |n: &str, body: &str| {
+            Request::put(format!("/api/customers/{n}"))
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        let (s, c) = send(
+            &r.app,
+            put(
+                "138-0013-8000",
+                r#"{"name":"Wang Fang","vip":true,"level":"A"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        assert_eq!(c["number"], "13800138000", "numbers are normalised");
+        let (s, e) = send(&r.app, put("12345", r#"{"name":"  "}"#)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(e["error"].as_str().unwrap().contains("empty name"), "{e}");
+        let csv = "number,name,vip\n13912345678,Li Na,no\nnot-a-number,X,no\n075583001234,\"Huaqiang, Ltd\",yes\n";
+        let (s, res) = send(&r.app, post("/api/customers/import", t, csv)).await;
+        assert_eq!(s, StatusCode::OK, "{res}");
+        assert_eq!(res["imported"], 2);
+        assert_eq!(res["errors"][0]["line"], 3, "{res}");
+        let (_, all) = send(&r.app, get("/api/customers", Some(t))).await;
+        assert_eq!(all.as_array().unwrap().len(), 3);
+        let (_, some) = send(&r.app, get("/api/customers?q=Li", Some(t))).await;
+        assert_eq!(some[0]["name"], "Li Na");
+        let resp = r
+            .app
+            .clone()
+            .oneshot(get("/api/customers/export", Some(t)))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let (back, errors) = directory::parse_csv(&body);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(back.len(), 3);
+        assert!(body.starts_with("\u{feff}".as_bytes()), "a BOM for Excel");
+        let del = Request::delete("/api/customers/13912345678")
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(
+            r.app.clone().oneshot(del).await.unwrap().status(),
+            StatusCode::NO_CONTENT
+        );
+        let (s, _) = send(&r.app, get("/api/customers/13912345678", Some(t))).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
