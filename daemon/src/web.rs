@@ -373,11 +373,10 @@ struct CustomersQuery {
     limit: Option<usize>,
 }
 
-fn all_customers(s: &AppState) -> Result<Vec<Customer>, Response> {
+fn all_customers(s: &AppState) -> Result<Vec<Customer>, crate::store::StoreError> {
     s.store
         .records_with_prefix::<Customer>("customer/")
         .map(|v| v.into_iter().map(|(_, c)| c).collect())
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn customers(
@@ -387,7 +386,7 @@ async fn customers(
 ) -> Response {
     let all = match all_customers(&s) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let needle = q.q.unwrap_or_default();
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
@@ -507,7 +506,7 @@ async fn customers_export(_: Authorized, State(s): State<AppState>) -> Response 
             directory::to_csv(&all),
         )
             .into_response(),
-        Err(r) => r,
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
