@@ -301,6 +301,19 @@ pub struct Policy {
     /// Unanswered calls shorter than this are left out of the service level.
     #[serde(default = "default_short_abandon")]
     pub short_abandon: HumanDuration,
+    /// The weekly report (of the week just ended) is made at the midnight that starts this day.
+    #[serde(default = "default_weekly_on")]
+    pub weekly_on: String,
+    /// The monthly report (of the previous calendar month) is made on this day of the month.
+    #[serde(default = "default_monthly_on")]
+    pub monthly_on: u8,
+}
+
+fn default_weekly_on() -> String {
+    "mon".into()
+}
+fn default_monthly_on() -> u8 {
+    1
 }
 
 fn default_deadline_clock() -> DeadlineClockKind {
@@ -564,6 +577,21 @@ impl Config {
                     "{} must be 1 to 6 (scores are 1-5; 6 reopens on any score below 6)",
                     pol.reopen_below
                 ),
+            );
+        }
+        if crate::reporting::weekday(&pol.weekly_on).is_none() {
+            add(
+                "policy.weekly_on",
+                format!(
+                    "`{}` is not a day: mon, tue, wed, thu, fri, sat or sun",
+                    pol.weekly_on
+                ),
+            );
+        }
+        if !(1..=28).contains(&pol.monthly_on) {
+            add(
+                "policy.monthly_on",
+                format!("{} must be a day of the month from 1 to 28", pol.monthly_on),
             );
         }
         if pol.deadline_clock == DeadlineClockKind::Business && self.hours.is_none() {

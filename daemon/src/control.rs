@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
+use crate::config::Config;
 use crate::model::{id_floor, Call, Task};
 use crate::query::{parse_bound, Bound};
 use crate::store::{Store, StoreError};
@@ -44,6 +45,11 @@ pub enum Request {
         to: Option<String>,
         format: Format,
     },
+    Report {
+        kind: crate::report::ReportKind,
+        date: Option<String>,
+        format: Format,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +72,11 @@ pub enum ControlError {
 /// Runs a request against an open store, writing the output to `out`.
 pub fn execute(
     store: &Store,
-    tz: chrono_tz::Tz,
+    cfg: &Config,
     req: &Request,
     out: &mut dyn Write,
 ) -> Result<(), ControlError> {
+    let tz = cfg.timezone();
     match req {
         Request::TokenCreate { name } => {
             if name.trim().is_empty() {
@@ -95,6 +102,22 @@ pub fn execute(
                 .transpose()
                 .map_err(|e| ControlError::Usage(format!("--to: {e}")))?;
             export(store, *what, from, to, *format, out)?;
+        }
+        Request::Report { kind, date, format } => {
+            let date = date
+                .as_deref()
+                .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+                .transpose()
+                .map_err(|_| ControlError::Usage("--date must be YYYY-MM-DD".into()))?;
+            let (r, _) =
+                crate::reporting::find_or_build(store, cfg, *kind, date, chrono::Utc::now())?;
+            match format {
+                Format::Csv => out.write_all(crate::report::to_csv(&r).as_bytes())?,
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut *out, &r).map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                }
+            }
         }
     }
     Ok(())
@@ -268,14 +291,10 @@ fn csv_field(f: &str) -> String {
 }
 
 /// Runs a request: on the store directly when no daemon holds it, else through the daemon's socket.
-pub fn run_request(
-    store_path: &Path,
-    tz: chrono_tz::Tz,
-    req: &Request,
-    out: &mut dyn Write,
-) -> Result<(), ControlError> {
+pub fn run_request(cfg: &Config, req: &Request, out: &mut dyn Write) -> Result<(), ControlError> {
+    let store_path = cfg.store.path.as_path();
     match Store::open(store_path) {
-        Ok(store) => execute(&store, tz, req, out),
+        Ok(store) => execute(&store, cfg, req, out),
         Err(StoreError::Locked { .. }) => remote(store_path, req, out),
         Err(e) => Err(e.into()),
     }
@@ -308,7 +327,10 @@ fn remote(store_path: &Path, req: &Request, out: &mut dyn Write) -> Result<(), C
 }
 
 /// Serves the control socket until the task is dropped.
-pub async fn serve(store: Store, tz: chrono_tz::Tz) -> std::io::Result<()> {
+pub async fn serve(
+    store: Store,
+    cfg: tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
+) -> std::io::Result<()> {
     let path = store.path().join(SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
@@ -320,6 +342,7 @@ pub async fn serve(store: Store, tz: chrono_tz::Tz) -> std::io::Result<()> {
     loop {
         let (conn, _) = listener.accept().await?;
         let store = store.clone();
+        let cfg = cfg.borrow().clone();
         tokio::spawn(async move {
             let (rd, mut wr) = conn.into_split();
             let mut line = String::new();
@@ -332,7 +355,7 @@ pub async fn serve(store: Store, tz: chrono_tz::Tz) -> std::io::Result<()> {
                 Err(e) => format!("error: bad request: {e}\n").into_bytes(),
                 Ok(req) => tokio::task::spawn_blocking(move || {
                     let mut body = b"ok\n".to_vec();
-                    match execute(&store, tz, &req, &mut body) {
+                    match execute(&store, &cfg, &req, &mut body) {
                         Ok(()) => body,
                         Err(e) => format!("error: {e}\n").into_bytes(),
                     }
@@ -369,15 +392,13 @@ mod tests {
     #[test]
     fn token_and_export_without_daemon() {
         let dir = tempfile::tempdir().unwrap();
-        let tz = chrono_tz::Asia::Shanghai;
-        let mut out = Vec::new();
-        run_request(
-            dir.path(),
-            tz,
-            &Request::TokenCreate { name: "ha".into() },
-            &mut out,
-        )
+        let cfg = Config::parse(&format!(
+            "[site]\nid = \"hq\"\n[store]\npath = \"{}\"\n",
+            dir.path().display()
+        ))
         .unwrap();
+        let mut out = Vec::new();
+        run_request(&cfg, &Request::TokenCreate { name: "ha".into() }, &mut out).unwrap();
         let token = String::from_utf8(out).unwrap();
         assert!(
             token.starts_with("lk_") && token.trim().len() == 51,
@@ -395,7 +416,7 @@ mod tests {
             to: None,
             format: Format::Json,
         };
-        execute(&store, tz, &req, &mut out).unwrap();
+        execute(&store, &cfg, &req, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v, serde_json::json!([]));
         let mut out = Vec::new();
@@ -405,7 +426,7 @@ mod tests {
             to: None,
             format: Format::Csv,
         };
-        let e = execute(&store, tz, &req, &mut out).unwrap_err();
+        let e = execute(&store, &cfg, &req, &mut out).unwrap_err();
         assert!(e.to_string().starts_with("--from:"), "{e}");
     }
 }

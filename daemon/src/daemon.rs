@@ -287,16 +287,6 @@ pub async fn run(
         parts.mqtt_state.subscribe(),
     ));
 
-    let tz = cfg.timezone();
-    let control_task = tokio::spawn({
-        let store = store.clone();
-        async move {
-            if let Err(e) = crate::control::serve(store, tz).await {
-                error!(error = %e, "control socket failed; `token create` and `export` need the daemon stopped");
-            }
-        }
-    });
-
     let listener = tokio::net::TcpListener::bind(&cfg.web.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -316,6 +306,20 @@ pub async fn run(
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
     parts.cfg_tx = Some(cfg_tx);
+    let control_task = tokio::spawn({
+        let (store, cfg) = (store.clone(), cfg_rx.clone());
+        async move {
+            if let Err(e) = crate::control::serve(store, cfg).await {
+                error!(error = %e, "control socket failed; `token create` and `export` need the daemon stopped");
+            }
+        }
+    });
+    let scheduler_task = tokio::spawn(crate::reporting::scheduler(
+        store.clone(),
+        handle.clone(),
+        cfg_rx.clone(),
+        opts.clock.clone(),
+    ));
     let app = router(AppState {
         cfg: cfg_rx,
         store: store.clone(),
@@ -358,6 +362,7 @@ pub async fn run(
     }
     info!("shutting down");
     hup_task.abort();
+    scheduler_task.abort();
     let _ = stop_tx.send(true);
     for (_, (_, t)) in parts.lines.drain() {
         t.abort();

@@ -24,6 +24,7 @@ use crate::model::{
     QueueSummary, Subject, Task, TaskKind, Time,
 };
 use crate::model::{AgentState, AgentStatus, Level, Severity, TaskState};
+use crate::report::Report;
 use crate::store::{Change, Store, StoreError};
 use crate::tasks::{
     self, ActionError, ComplaintRequest, DeadlineClock, Deadlines, Effect, TaskAction, TaskPolicy,
@@ -64,6 +65,11 @@ pub enum Input {
         deletes: Vec<String>,
         reply: oneshot::Sender<usize>,
     },
+    /// A report made by the scheduler (or on request): stored, announced and retained.
+    Report {
+        report: Box<Report>,
+        reply: oneshot::Sender<()>,
+    },
     /// A new, validated configuration: applied without dropping a call.
     Reconfigure {
         cfg: Arc<Config>,
@@ -93,6 +99,8 @@ pub struct Snapshot {
     pub lines: Vec<LineState>,
     pub queue: QueueSummary,
     pub agents: Vec<AgentState>,
+    /// The latest report of each kind, as JSON (retained on `P/report/{kind}`).
+    pub reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// The last `seq` committed to the outbox.
     pub last_seq: u64,
     pub store_ok: bool,
@@ -177,6 +185,16 @@ impl EngineHandle {
             .await
             .map_err(|_| ActionError::ShuttingDown)?;
         rx.await.map_err(|_| ActionError::ShuttingDown)
+    }
+
+    /// Stores a report, publishes `report.published` and retains it; false when the engine is gone.
+    pub async fn store_report(&self, report: Report) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let input = Input::Report {
+            report: Box::new(report),
+            reply,
+        };
+        self.tx.send(input).await.is_ok() && rx.await.is_ok()
     }
 
     /// Applies a new, validated configuration; answers once applied.
@@ -287,6 +305,8 @@ pub struct Engine {
     /// When each number last called, within `repeat_window`.
     last_call: HashMap<String, Time>,
     count_replies: Vec<(oneshot::Sender<usize>, usize)>,
+    unit_replies: Vec<oneshot::Sender<()>>,
+    reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// "No agent signed in during open hours" was alerted and not yet cleared.
     unstaffed_alerted: bool,
     store_ok: bool,
@@ -356,6 +376,8 @@ impl Engine {
             directory: HashMap::new(),
             last_call: HashMap::new(),
             count_replies: Vec::new(),
+            unit_replies: Vec::new(),
+            reports: BTreeMap::new(),
             store_ok: true,
             rx,
             snapshot_tx,
@@ -377,6 +399,18 @@ impl Engine {
             }
             st.name = a.name.clone();
             e.agents.push(st);
+        }
+        for kind in ["shift", "daily", "weekly", "monthly", "quarterly"] {
+            let latest = e
+                .store
+                .records_with_prefix::<serde_json::Value>(&format!("report/{kind}/"))?
+                .pop();
+            if let Some((_, r)) = latest {
+                e.reports.insert(
+                    kind.to_string(),
+                    Arc::new(serde_json::to_vec(&r).unwrap_or_default()),
+                );
+            }
         }
         for (_, c) in e.store.records_with_prefix::<Customer>("customer/")? {
             e.directory.insert(c.number.clone(), c);
@@ -577,6 +611,10 @@ impl Engine {
                     }
                 }
                 self.count_replies.push((reply, n));
+            }
+            Input::Report { report, reply } => {
+                self.store_report(*report, now.wall);
+                self.unit_replies.push(reply);
             }
             Input::Reconfigure { cfg, reply } => {
                 self.reconfigure(cfg, now);
@@ -938,6 +976,31 @@ impl Engine {
         self.task_opened(f, now);
     }
 
+    fn store_report(&mut self, r: Report, now: Time) {
+        let json = serde_json::to_vec(&r).unwrap_or_default();
+        let kind = r.kind.as_str().to_string();
+        self.change
+            .records
+            .push((crate::reporting::key(r.kind, &r.label), Some(json.clone())));
+        let summary = serde_json::json!({
+            "kind": kind, "label": r.label, "from": r.from, "to": r.to, "site": r.site, "kpis": r.site_kpis,
+        });
+        let e = self.event("report.published", Subject::Report { report: summary }, now);
+        self.change.events.push(e);
+        // A report regenerated for an older period does not replace the newest one retained.
+        let newer = self
+            .reports
+            .get(&kind)
+            .and_then(|old| serde_json::from_slice::<serde_json::Value>(old).ok())
+            .and_then(|old| old["to"].as_str().map(str::to_string))
+            .is_none_or(|old_to| {
+                old_to <= r.to.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            });
+        if newer {
+            self.reports.insert(kind, Arc::new(json));
+        }
+    }
+
     fn agent(&self, id: &str) -> Option<&AgentState> {
         self.agents.iter().find(|a| a.agent == id)
     }
@@ -1218,6 +1281,7 @@ impl Engine {
             && self.replies.is_empty()
             && self.agent_replies.is_empty()
             && self.count_replies.is_empty()
+            && self.unit_replies.is_empty()
         {
             return;
         }
@@ -1253,6 +1317,9 @@ impl Engine {
                 for (reply, n) in self.count_replies.drain(..) {
                     let _ = reply.send(n);
                 }
+                for reply in self.unit_replies.drain(..) {
+                    let _ = reply.send(());
+                }
                 for e in change.events {
                     let _ = self.events_tx.send(Arc::new(e));
                 }
@@ -1270,6 +1337,7 @@ impl Engine {
                 }
                 // Dropping the senders tells the callers the write failed.
                 self.count_replies.clear();
+                self.unit_replies.clear();
             }
         }
     }
@@ -1311,6 +1379,7 @@ impl Engine {
             lines: self.trackers.values().map(|t| t.state()).collect(),
             queue,
             agents: self.agents.clone(),
+            reports: self.reports.clone(),
             last_seq: self.next_seq.saturating_sub(1),
             store_ok: self.store_ok,
         };

@@ -17,6 +17,7 @@ pub mod modem;
 pub mod mqtt;
 pub mod query;
 pub mod report;
+pub mod reporting;
 pub mod store;
 pub mod tasks;
 pub mod tracker;

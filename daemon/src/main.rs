@@ -56,6 +56,17 @@ enum Command {
     },
     /// Validate the configuration and print every problem with its key.
     CheckConfig(ConfigArg),
+    /// Print a report (the stored one, or one built now from the store).
+    Report {
+        kind: linekeeper::report::ReportKind,
+        /// A day in the period (YYYY-MM-DD, site time) [default: today].
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -190,6 +201,12 @@ fn main() -> ExitCode {
         Command::Token {
             action: TokenAction::Create { name, config },
         } => control_command(&config, &Request::TokenCreate { name }),
+        Command::Report {
+            kind,
+            date,
+            format,
+            config,
+        } => control_command(&config, &Request::Report { kind, date, format }),
         Command::Export {
             what,
             from,
@@ -215,7 +232,7 @@ fn control_command(config: &ConfigArg, req: &Request) -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match control::run_request(&cfg.store.path, cfg.timezone(), req, &mut out) {
+    match control::run_request(&cfg, req, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ control::ControlError::Usage(_)) => {
             eprintln!("{e}");

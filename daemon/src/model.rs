@@ -293,10 +293,23 @@ pub struct AgentState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Subject {
-    Call { call: Call },
-    Task { task: Box<Task> },
-    Alert { alert: Alert },
-    Agent { agent: AgentState },
+    Call {
+        call: Call,
+    },
+    Task {
+        task: Box<Task>,
+    },
+    Alert {
+        alert: Alert,
+    },
+    Agent {
+        agent: AgentState,
+    },
+    /// A report was made: its kind, label, period and site figures (the whole report is retained on
+    /// `P/report/{kind}` and served by the API).
+    Report {
+        report: serde_json::Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -332,6 +345,7 @@ impl Event {
             Subject::Task { .. } => "events/task",
             Subject::Alert { .. } => "alert",
             Subject::Agent { .. } => "events/agent",
+            Subject::Report { .. } => "events/report",
         }
     }
 
@@ -341,7 +355,7 @@ impl Event {
         match &mut e.subject {
             Subject::Call { call } => call.number = call.number.as_deref().map(mask_number),
             Subject::Task { task } => task.number = task.number.as_deref().map(mask_number),
-            Subject::Alert { .. } | Subject::Agent { .. } => {}
+            Subject::Alert { .. } | Subject::Agent { .. } | Subject::Report { .. } => {}
         }
         e
     }

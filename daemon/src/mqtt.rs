@@ -173,6 +173,7 @@ impl Uplink {
             in_flight: 0,
             pruned: 0,
             retained: HashMap::new(),
+            reports: HashMap::new(),
         };
         loop {
             tokio::select! {
@@ -271,6 +272,7 @@ struct Session {
     pruned: u64,
     /// The last payload published on each retained topic in this session.
     retained: HashMap<String, Vec<u8>>,
+    reports: HashMap<String, Arc<Vec<u8>>>,
 }
 
 impl Session {
@@ -313,6 +315,24 @@ impl Session {
             format!("{}/queue", self.prefix),
             serde_json::to_vec(&snap.queue).unwrap_or_default(),
         ));
+        // Reports are large and change rarely: compare them by pointer, not by content.
+        for (kind, json) in &snap.reports {
+            if self
+                .reports
+                .get(kind)
+                .is_some_and(|old| Arc::ptr_eq(old, json))
+            {
+                continue;
+            }
+            if self.publish(
+                format!("{}/report/{kind}", self.prefix),
+                json.to_vec(),
+                true,
+                None,
+            ) {
+                self.reports.insert(kind.clone(), json.clone());
+            }
+        }
         for (topic, payload) in items {
             if self.retained.get(&topic) != Some(&payload)
                 && self.publish(topic.clone(), payload.clone(), true, None)

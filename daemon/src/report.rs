@@ -57,7 +57,7 @@ use crate::model::{Call, Direction, Outcome, Task, TaskKind, TaskState, Time};
 /// The history action `tasks::on_timer` records when a task passes its deadline.
 const OVERDUE_ACTION: &str = "overdue";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     Shift,

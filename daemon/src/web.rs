@@ -24,6 +24,8 @@ use crate::metrics::{inc, Metrics};
 use crate::model::{id_floor, Event, Task, TaskState};
 use crate::mqtt::LinkState;
 use crate::query::{parse_bound, Bound};
+use crate::report::ReportKind;
+use crate::reporting;
 use crate::store::Store;
 use crate::tasks::{ActionError, ComplaintRequest, TaskAction};
 
@@ -50,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/complaints", post(complaint))
         .route("/api/reload", post(reload))
         .route("/api/agents", get(agents))
+        .route("/api/reports/{kind}", get(report_get))
         .route("/api/customers", get(customers))
         .route("/api/customers/export", get(customers_export))
         .route("/api/customers/import", post(customers_import))
@@ -507,6 +510,85 @@ async fn customers_export(_: Authorized, State(s): State<AppState>) -> Response 
         )
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    date: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/reports/{kind}?date=YYYY-MM-DD&format=json|csv`: the stored report for that date (day, week, month or
+/// quarter containing it), or one built now; `X-Report-Partial: true` when its period is not over.
+async fn report_get(
+    _: Authorized,
+    State(s): State<AppState>,
+    Path(kind): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let Ok(kind) = serde_json::from_value::<ReportKind>(serde_json::Value::String(kind.clone()))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no report kind `{kind}`: shift, daily, weekly, monthly or quarterly"),
+        );
+    };
+    let date = match q
+        .date
+        .as_deref()
+        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "date must be YYYY-MM-DD"),
+    };
+    let csv = match q.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "csv" => true,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("format `{other}` must be json or csv"),
+            )
+        }
+    };
+    let cfg = s.cfg.borrow().clone();
+    let store = s.store.clone();
+    let now = chrono::Utc::now();
+    let built = tokio::task::spawn_blocking(move || {
+        reporting::find_or_build(&store, &cfg, kind, date, now)
+    })
+    .await;
+    let (r, partial) = match built {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let partial = [(
+        header::HeaderName::from_static("x-report-partial"),
+        if partial { "true" } else { "false" },
+    )];
+    if csv {
+        let name = format!(
+            "attachment; filename=\"{}-{}.csv\"",
+            kind.as_str(),
+            r.label.replace(' ', "_")
+        );
+        let disposition = header::HeaderValue::from_str(&name)
+            .unwrap_or(header::HeaderValue::from_static("attachment"));
+        (
+            partial,
+            [(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/csv; charset=utf-8"),
+            )],
+            [(header::CONTENT_DISPOSITION, disposition)],
+            crate::report::to_csv(&r),
+        )
+            .into_response()
+    } else {
+        (partial, Json(r)).into_response()
     }
 }
 

@@ -1,0 +1,474 @@
+//! Reports as the office receives them (SERVICE-POLICY section 6): when each is due (shift handover at every shift
+//! end, daily at closing time, weekly, monthly, quarterly), building one from the store, and the scheduler task
+//! that makes them by themselves. The KPI arithmetic is in `report.rs`.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Weekday};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+use crate::calendar::BusinessCalendar;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{EngineHandle, Snapshot};
+use crate::model::{id_floor, LineStatus, Time};
+use crate::report::{self, Report, ReportKind, ReportParams};
+use crate::store::{Store, StoreError};
+
+pub fn params(cfg: &Config) -> ReportParams {
+    ReportParams {
+        answer_target: cfg.policy.answer_target.0,
+        short_abandon: cfg.policy.short_abandon.0,
+        tz: cfg.timezone(),
+    }
+}
+
+/// The store key of a report.
+pub fn key(kind: ReportKind, label: &str) -> String {
+    format!("report/{}/{label}", kind.as_str())
+}
+
+/// Builds a report over `[from, to)` from the store.
+pub fn generate_span(
+    store: &Store,
+    cfg: &Config,
+    kind: ReportKind,
+    label: String,
+    from: Time,
+    to: Time,
+    now: Time,
+) -> Result<Report, StoreError> {
+    let mut calls = Vec::new();
+    store.for_each_call(&id_floor(from), &id_floor(to), |c| calls.push(c))?;
+    let tasks =
+        store.tasks_newest_first(usize::MAX, |t| t.created_at >= from && t.created_at < to)?;
+    Ok(report::build(
+        kind,
+        &cfg.site.id,
+        label,
+        from,
+        to,
+        &calls,
+        &tasks,
+        &params(cfg),
+        now,
+    ))
+}
+
+/// Builds the report of `kind` for the local `date` (the day, its week, month or quarter).
+pub fn generate(
+    store: &Store,
+    cfg: &Config,
+    kind: ReportKind,
+    date: NaiveDate,
+    now: Time,
+) -> Result<Report, StoreError> {
+    let (from, to) = report::period(kind, date, cfg.timezone());
+    generate_span(store, cfg, kind, report::label(kind, date), from, to, now)
+}
+
+/// The stored report of `kind` for `date` if there is one; else one built now (not stored). The second value is
+/// true when the period is not over yet.
+pub fn find_or_build(
+    store: &Store,
+    cfg: &Config,
+    kind: ReportKind,
+    date: Option<NaiveDate>,
+    now: Time,
+) -> Result<(Report, bool), StoreError> {
+    let tz = cfg.timezone();
+    if kind == ReportKind::Shift {
+        let prefix = key(kind, "");
+        let date = date.map(|d| d.to_string());
+        let found = store
+            .records_with_prefix::<Report>(&prefix)?
+            .into_iter()
+            .rev()
+            .map(|(_, r)| r)
+            .find(|r| date.as_ref().is_none_or(|d| r.label.ends_with(d.as_str())));
+        if let Some(r) = found {
+            return Ok((r, false));
+        }
+    }
+    let date = date.unwrap_or_else(|| now.with_timezone(&tz).date_naive());
+    let label = report::label(kind, date);
+    if let Some(r) = store.record::<Report>(&key(kind, &label))? {
+        return Ok((r, false));
+    }
+    let r = generate(store, cfg, kind, date, now)?;
+    let partial = r.to > now;
+    Ok((r, partial))
+}
+
+/// A report that is due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    Period(ReportKind, NaiveDate),
+    /// A shift's handover report over `[from, to)`.
+    Shift {
+        name: String,
+        date: NaiveDate,
+        from: Time,
+        to: Time,
+    },
+}
+
+fn local_midnight(tz: chrono_tz::Tz, d: NaiveDate) -> Option<Time> {
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+pub fn weekday(s: &str) -> Option<Weekday> {
+    s.trim().parse::<Weekday>().ok()
+}
+
+/// The next moment after `after` at which reports are due, and which. Daily reports come at closing time (local
+/// midnight when open around the clock), weekly, monthly and quarterly ones at the local midnight that starts
+/// `weekly_on`, the `monthly_on` day of the month and the first day of a quarter (each for the period just ended),
+/// handover reports at every shift end.
+pub fn next_jobs(after: Time, cfg: &Config, cal: &BusinessCalendar) -> Option<(Time, Vec<Job>)> {
+    let tz = cfg.timezone();
+    let today = after.with_timezone(&tz).date_naive();
+    let mut best: Option<(Time, Vec<Job>)> = None;
+    let mut offer = |at: Time, job: Job| match &mut best {
+        Some((t, jobs)) if *t == at => jobs.push(job),
+        Some((t, _)) if *t < at => {}
+        _ => best = Some((at, vec![job])),
+    };
+    // Daily, at the close of each business day.
+    for d in (0..14).filter_map(|i| today.checked_add_signed(ChronoDuration::days(i))) {
+        let close = if cal.is_always_open() {
+            d.succ_opt().and_then(|n| local_midnight(tz, n))
+        } else if cal.is_business_day(d) {
+            local_midnight(tz, d).and_then(|m| cal.end_of_business_day(m))
+        } else {
+            None
+        };
+        if let Some(t) = close.filter(|t| *t > after) {
+            offer(t, Job::Period(ReportKind::Daily, d));
+            break;
+        }
+    }
+    // Weekly, monthly, quarterly at the midnights that start them.
+    let weekly_on = weekday(&cfg.policy.weekly_on).unwrap_or(Weekday::Mon);
+    for d in (1..40).filter_map(|i| today.checked_add_signed(ChronoDuration::days(i))) {
+        let Some(m) = local_midnight(tz, d).filter(|t| *t > after) else {
+            continue;
+        };
+        let prev = d.pred_opt().unwrap_or(d);
+        let mut jobs = Vec::new();
+        if d.weekday() == weekly_on {
+            jobs.push(Job::Period(ReportKind::Weekly, prev));
+        }
+        if d.day() == u32::from(cfg.policy.monthly_on) {
+            // The previous calendar month.
+            let last_of_prev = d.with_day(1).and_then(|f| f.pred_opt()).unwrap_or(prev);
+            jobs.push(Job::Period(ReportKind::Monthly, last_of_prev));
+        }
+        if d.day() == 1 && matches!(d.month(), 1 | 4 | 7 | 10) {
+            jobs.push(Job::Period(ReportKind::Quarterly, prev));
+        }
+        if !jobs.is_empty() {
+            for j in jobs {
+                offer(m, j);
+            }
+            break;
+        }
+    }
+    if let Some((shift, from, to)) = cal.next_shift_end(after) {
+        let date = from.with_timezone(&tz).date_naive();
+        offer(
+            to,
+            Job::Shift {
+                name: shift.name.clone(),
+                date,
+                from,
+                to,
+            },
+        );
+    }
+    best
+}
+
+/// Makes the due reports by themselves, then sleeps until the next; only the report times wake it. A shift's
+/// handover waits until no call is up on any line (a shift does not end while a customer is served).
+pub async fn scheduler(
+    store: Store,
+    engine: EngineHandle,
+    mut cfg: watch::Receiver<Arc<Config>>,
+    clock: Clock,
+) {
+    loop {
+        let c = cfg.borrow_and_update().clone();
+        let cal = BusinessCalendar::new(c.timezone(), c.hours.as_ref(), &c.shifts)
+            .unwrap_or_else(|_| BusinessCalendar::always_open(c.timezone()));
+        let now = clock.now();
+        let Some((at, jobs)) = next_jobs(now.wall, &c, &cal) else {
+            if cfg.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let wait = (at - now.wall).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep_until(now.mono + wait) => {}
+            r = cfg.changed() => {
+                if r.is_err() { return; }
+                continue;
+            }
+        }
+        for job in jobs {
+            let job = match job {
+                Job::Shift {
+                    name,
+                    date,
+                    from,
+                    to,
+                } => {
+                    let mut snap = engine.snapshot.clone();
+                    let _ = snap.wait_for(calls_down).await;
+                    let to = clock.now().wall.max(to);
+                    Job::Shift {
+                        name,
+                        date,
+                        from,
+                        to,
+                    }
+                }
+                j => j,
+            };
+            let (store2, c2, now) = (store.clone(), c.clone(), clock.now().wall);
+            let built = tokio::task::spawn_blocking(move || match job {
+                Job::Period(kind, date) => generate(&store2, &c2, kind, date, now),
+                Job::Shift {
+                    name,
+                    date,
+                    from,
+                    to,
+                } => generate_span(
+                    &store2,
+                    &c2,
+                    ReportKind::Shift,
+                    format!("{name} {date}"),
+                    from,
+                    to,
+                    now,
+                ),
+            })
+            .await;
+            match built {
+                Ok(Ok(r)) => {
+                    info!(kind = r.kind.as_str(), label = %r.label, "report made");
+                    if !engine.store_report(r).await {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => error!(error = %e, "cannot make a report"),
+                Err(e) => error!(error = %e, "report task failed"),
+            }
+        }
+    }
+}
+
+fn calls_down(s: &Snapshot) -> bool {
+    s.lines
+        .iter()
+        .all(|l| !matches!(l.state, LineStatus::Ringing | LineStatus::Offhook))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn cfg(extra: &str) -> Config {
+        Config::parse(&format!("[site]\nid = \"hq\"\n{extra}")).unwrap_or_else(|p| panic!("{p:?}"))
+    }
+
+    fn cal(c: &Config) -> BusinessCalendar {
+        BusinessCalendar::new(c.timezone(), c.hours.as_ref(), &c.shifts).unwrap()
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> Time {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn open_around_the_clock_the_daily_report_comes_at_midnight() {
+        let c = cfg("");
+        // Tuesday 2026-11-24 10:00 Shanghai
+        let (at, jobs) = next_jobs(utc(2026, 11, 24, 2, 0), &c, &cal(&c)).unwrap();
+        assert_eq!(at, utc(2026, 11, 24, 16, 0), "local midnight");
+        assert_eq!(
+            jobs,
+            vec![Job::Period(ReportKind::Daily, date(2026, 11, 24))]
+        );
+    }
+
+    #[test]
+    fn with_hours_the_daily_report_comes_at_closing_and_skips_closed_days() {
+        let c = cfg("[hours]\nmon = \"09:00-18:00\"\nfri = \"09:00-18:00\"\n");
+        // Friday 2026-11-27 19:00 local: after closing. Monday 00:00 starts a week (weekly_on = "mon")...
+        let (at, jobs) = next_jobs(utc(2026, 11, 27, 11, 0), &c, &cal(&c)).unwrap();
+        assert_eq!(at, utc(2026, 11, 29, 16, 0));
+        assert_eq!(
+            jobs,
+            vec![Job::Period(ReportKind::Weekly, date(2026, 11, 29))]
+        );
+        // ... and the next business day is Monday: its daily report at 18:00
+        let (at, jobs) = next_jobs(at, &c, &cal(&c)).unwrap();
+        assert_eq!(at, utc(2026, 11, 30, 10, 0), "Monday 18:00 local");
+        assert_eq!(
+            jobs,
+            vec![Job::Period(ReportKind::Daily, date(2026, 11, 30))]
+        );
+    }
+
+    #[test]
+    fn weekly_monthly_and_quarterly_come_at_the_midnight_that_starts_them() {
+        let c = cfg("[hours]\nmon = \"09:00-18:00\"\n[policy]\nweekly_on = \"thu\"\n");
+        // Wednesday 2026-09-30 20:00 local: next is Thursday 2026-10-01 00:00, a Thursday, the first of a month
+        // and of a quarter: the week, September and Q3.
+        let (at, jobs) = next_jobs(utc(2026, 9, 30, 12, 0), &c, &cal(&c)).unwrap();
+        assert_eq!(at, utc(2026, 9, 30, 16, 0));
+        assert_eq!(
+            jobs,
+            vec![
+                Job::Period(ReportKind::Weekly, date(2026, 9, 30)),
+                Job::Period(ReportKind::Monthly, date(2026, 9, 30)),
+                Job::Period(ReportKind::Quarterly, date(2026, 9, 30)),
+            ]
+        );
+        let (from, to) = report::period(ReportKind::Monthly, date(2026, 9, 30), c.timezone());
+        assert_eq!(
+            (from, to),
+            (utc(2026, 8, 31, 16, 0), utc(2026, 9, 30, 16, 0)),
+            "all of September"
+        );
+    }
+
+    #[test]
+    fn monthly_on_the_25th_reports_the_previous_calendar_month() {
+        let c = cfg("[policy]\nmonthly_on = 25\n");
+        let jobs: Vec<Job> = std::iter::successors(
+            next_jobs(utc(2026, 11, 20, 0, 0), &c, &cal(&c)),
+            |(t, _)| next_jobs(*t, &c, &cal(&c)),
+        )
+        .take(10)
+        .flat_map(|(_, j)| j)
+        .filter(|j| matches!(j, Job::Period(ReportKind::Monthly, _)))
+        .collect();
+        assert_eq!(
+            jobs[0],
+            Job::Period(ReportKind::Monthly, date(2026, 10, 31))
+        );
+    }
+
+    /// The scheduler makes the daily report at midnight by itself; it is stored, announced, retained, and a report
+    /// regenerated from the store has the same figures; its CSV parses back to them.
+    #[tokio::test(start_paused = true)]
+    async fn the_daily_report_makes_itself_and_matches_the_store() {
+        use crate::engine::Engine;
+        use crate::tracker::{CallerNumber, LineInput};
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(cfg(
+            "[[line]]\nid = \"line1\"\nkind = \"modem\"\ndevice = \"/dev/null\"\nanswer_detect = true\nring_timeout = \"5s\"\n",
+        ));
+        let store = Store::open(dir.path()).unwrap();
+        // Tuesday 2026-11-24 22:00 in Shanghai
+        let clock = Clock::anchored(utc(2026, 11, 24, 14, 0));
+        let (engine, h) =
+            Engine::new(c.clone(), store.clone(), clock.clone(), Default::default()).unwrap();
+        let mut ev = h.events.subscribe();
+        tokio::spawn(engine.run());
+        let (_cfg_tx, cfg_rx) = watch::channel(c.clone());
+        tokio::spawn(scheduler(store.clone(), h.clone(), cfg_rx, clock.clone()));
+        h.line_input("line1", LineInput::LinkUp { detail: None })
+            .await;
+        for (i, answer) in [true, false, true].into_iter().enumerate() {
+            h.line_input("line1", LineInput::Ring { label: None }).await;
+            h.line_input(
+                "line1",
+                LineInput::Number(CallerNumber::Known(format!("1380013800{i}"))),
+            )
+            .await;
+            h.line_input("line1", LineInput::Name("N".into())).await;
+            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+            if answer {
+                h.line_input("line1", LineInput::OffHook).await;
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                h.line_input("line1", LineInput::OnHook).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
+        // midnight comes: the daily report of the 24th
+        tokio::time::sleep(std::time::Duration::from_secs(2 * 3600)).await;
+        let published = loop {
+            let e = ev.recv().await.unwrap();
+            if e.kind == "report.published" {
+                break e;
+            }
+        };
+        let crate::model::Subject::Report { report } = &published.subject else {
+            panic!()
+        };
+        assert_eq!(report["label"], "2026-11-24");
+        assert_eq!(report["kpis"]["offered"], 3);
+        assert_eq!(report["kpis"]["answered"], 2);
+        assert_eq!(report["kpis"]["missed"], 1);
+        assert!(
+            h.snapshot.borrow().reports.contains_key("daily"),
+            "retained for MQTT"
+        );
+        let (stored, partial) = find_or_build(
+            &store,
+            &c,
+            ReportKind::Daily,
+            Some(date(2026, 11, 24)),
+            clock.now().wall,
+        )
+        .unwrap();
+        assert!(!partial);
+        let again = generate(
+            &store,
+            &c,
+            ReportKind::Daily,
+            date(2026, 11, 24),
+            clock.now().wall,
+        )
+        .unwrap();
+        assert_eq!(
+            again.site_kpis, stored.site_kpis,
+            "regenerated from the store, same figures"
+        );
+        assert_eq!(again.per_line, stored.per_line);
+        let parsed = report::parse_csv(&report::to_csv(&stored)).unwrap();
+        assert_eq!(
+            parsed["site"], stored.site_kpis,
+            "the CSV parses back to the same figures"
+        );
+        assert_eq!(stored.site_kpis.asa_s, Some(4.0), "answered after 4 s each");
+    }
+
+    #[test]
+    fn shift_ends_are_handover_times() {
+        let c = cfg("[[shift]]\nname = \"day\"\nstart = \"08:00\"\nend = \"17:00\"\n");
+        let (at, jobs) = next_jobs(utc(2026, 11, 24, 2, 0), &c, &cal(&c)).unwrap();
+        assert_eq!(at, utc(2026, 11, 24, 9, 0), "17:00 local");
+        assert_eq!(
+            jobs,
+            vec![Job::Shift {
+                name: "day".into(),
+                date: date(2026, 11, 24),
+                from: utc(2026, 11, 24, 0, 0),
+                to: utc(2026, 11, 24, 9, 0),
+            }]
+        );
+    }
+}
