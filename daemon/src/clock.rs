@@ -14,7 +14,25 @@ pub enum Clock {
     Anchored { wall: Time, mono: Instant },
 }
 
+/// Whether the kernel's clock is synchronised (NTP or systemd-timesyncd have set it). Boards without a battery clock
+/// boot with a wrong date; calls recorded before the first synchronisation are marked.
+pub fn system_clock_synced() -> bool {
+    // adjtimex with no modes only reads; TIME_ERROR (5) means "not synchronised".
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: a zeroed timex with modes = 0 is a valid read-only request; the kernel fills the struct.
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    state >= 0 && state != libc::TIME_ERROR
+}
+
 impl Clock {
+    /// Whether this clock's wall time can be trusted (the anchored test clock always can).
+    pub fn is_synced(&self) -> bool {
+        match self {
+            Clock::System => system_clock_synced(),
+            Clock::Anchored { .. } => true,
+        }
+    }
+
     pub fn anchored(wall: Time) -> Clock {
         Clock::Anchored {
             wall,

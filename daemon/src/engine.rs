@@ -279,6 +279,8 @@ pub struct Engine {
     open_followup: HashMap<String, String>,
     /// Whether each line's current call is from a repeat caller.
     line_repeat: HashMap<String, bool>,
+    /// Whether each line's current call began before the clock was synchronised.
+    line_unsynced: HashMap<String, bool>,
     /// Each open task's next deadline timer (warning, deadline, escalation), by time; one per task.
     timers: BTreeSet<(Time, String)>,
     timer_at: HashMap<String, Time>,
@@ -357,6 +359,7 @@ impl Engine {
             open_by_number: HashMap::new(),
             open_followup: HashMap::new(),
             line_repeat: HashMap::new(),
+            line_unsynced: HashMap::new(),
             timers: BTreeSet::new(),
             timer_at: HashMap::new(),
             policy,
@@ -875,8 +878,18 @@ impl Engine {
         }
         self.line_agent
             .retain(|_, a| cfg.agents.iter().any(|x| &x.id == a));
+        let timers_changed = {
+            let (a, b) = (&self.cfg.policy, &cfg.policy);
+            a.warn_before != b.warn_before || a.escalate_every != b.escalate_every
+        };
         self.cfg = cfg;
-        // Re-index every open task under the new policy (deadline timers depend on it).
+        self.unstaffed_alerted = false;
+        self.check_staffing(now.wall);
+        if !timers_changed {
+            info!("configuration applied");
+            return;
+        }
+        // Deadline timers depend on warn_before and escalate_every: re-index every open task.
         self.timers.clear();
         self.timer_at.clear();
         self.open_by_number.clear();
@@ -901,14 +914,23 @@ impl Engine {
             }
             Err(e) => error!(error = %e, "cannot re-index open tasks after a reload"),
         }
-        self.unstaffed_alerted = false;
-        self.check_staffing(now.wall);
-        info!("configuration applied");
+        info!(
+            open_tasks = self.open_count,
+            "configuration applied; task timers recomputed"
+        );
     }
 
     /// What the site knows about the caller: a name from the directory when caller ID has none, the VIP flag, and
     /// whether the number called within `repeat_window` before. A VIP's ringing call alerts.
     fn enrich(&mut self, call: &mut Call, kind: CallEventKind, now: Time) {
+        if kind == CallEventKind::Ringing || !self.line_unsynced.contains_key(&call.line) {
+            self.line_unsynced
+                .insert(call.line.clone(), !self.clock.is_synced());
+        }
+        call.clock_unsynced = self.line_unsynced.get(&call.line).copied().unwrap_or(false);
+        if kind == CallEventKind::Ended {
+            self.line_unsynced.remove(&call.line);
+        }
         let Some(number) = call.number.clone() else {
             return;
         };
