@@ -394,6 +394,7 @@ impl Engine {
                 state: AgentStatus::SignedOut,
                 since: now.wall,
                 call_id: None,
+                last_sign_in: None,
             });
             // A call in progress did not survive the restart.
             if st.state == AgentStatus::OnCall {
@@ -872,6 +873,7 @@ impl Engine {
                     state: AgentStatus::SignedOut,
                     since: now.wall,
                     call_id: None,
+                    last_sign_in: None,
                 });
             st.name = a.name.clone();
             self.agents.push(st);
@@ -1103,9 +1105,43 @@ impl Engine {
             .agent(id)
             .and_then(|a| a.call_id.clone())
             .filter(|_| target == AgentStatus::OnCall);
+        if current == AgentStatus::SignedOut && target != AgentStatus::SignedOut {
+            self.record_sign_in(id, now);
+        }
         info!(agent = id, ?action, "agent");
         self.set_agent(id, target, call, now)
             .ok_or_else(|| ActionError::NotFound(id.to_string()))
+    }
+
+    /// Records a sign-in; the agent's first since the running shift started is late (report only).
+    fn record_sign_in(&mut self, id: &str, now: Time) {
+        let shift = self
+            .calendar
+            .shift_at(now)
+            .map(|(s, start)| (s.name.clone(), start));
+        let Some(agent) = self.agents.iter_mut().find(|a| a.agent == id) else {
+            return;
+        };
+        let late = shift.as_ref().is_some_and(|(_, start)| {
+            now > *start && agent.last_sign_in.is_none_or(|t| t < *start)
+        });
+        agent.last_sign_in = Some(now);
+        let rec = crate::model::SignIn {
+            agent: id.to_string(),
+            at: now,
+            shift: shift.map(|(n, _)| n),
+            late,
+        };
+        if late {
+            info!(agent = id, shift = ?rec.shift, "late sign-in");
+        }
+        let key = format!(
+            "signin/{}/{id}",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        );
+        self.change
+            .records
+            .push((key, Some(serde_json::to_vec(&rec).unwrap_or_default())));
     }
 
     fn staffed(&self) -> bool {

@@ -287,6 +287,17 @@ pub struct AgentState {
     pub since: Time,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in: Option<Time>,
+}
+
+/// A sign-in, kept for the reports: the first one after a shift has started is late (SERVICE-POLICY §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignIn {
+    pub agent: String,
+    pub at: Time,
+    pub shift: Option<String>,
+    pub late: bool,
 }
 
 /// What an event is about.

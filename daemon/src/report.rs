@@ -201,6 +201,9 @@ pub struct Kpis {
     pub mean_satisfaction: Option<f64>,
     /// Follow-ups done with satisfaction 1, 2, 3, 4, 5.
     pub satisfaction_counts: [u64; 5],
+    /// First sign-ins after their shift had started (filled in by `reporting.rs` from the sign-in records).
+    #[serde(default)]
+    pub late_signins: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -533,6 +536,7 @@ kpi_columns!(
     complaints_reopened,
     followups_done,
     mean_satisfaction,
+    late_signins,
 );
 
 /// `satisfaction_counts` as columns `satisfaction_1` .. `satisfaction_5`.
@@ -1413,7 +1417,7 @@ mod tests {
         let csv = to_csv(&r);
         assert!(csv.starts_with("\u{feff}scope,offered,answered,missed,unknown,interrupted,"));
         let lines: Vec<&str> = csv.split("\r\n").collect();
-        assert!(lines[0].ends_with(",mean_satisfaction,satisfaction_1,satisfaction_2,satisfaction_3,satisfaction_4,satisfaction_5"));
+        assert!(lines[0].ends_with(",mean_satisfaction,late_signins,satisfaction_1,satisfaction_2,satisfaction_3,satisfaction_4,satisfaction_5"));
         // Site: 10 offered, 6 answered, 3 missed, 1 unknown, 0 interrupted, 1 short, 4 within, 50 %, 25 %, 10.3 s.
         assert!(
             lines[1].starts_with(

@@ -12,7 +12,7 @@ use crate::calendar::BusinessCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{EngineHandle, Snapshot};
-use crate::model::{id_floor, LineStatus, Time};
+use crate::model::{id_floor, LineStatus, SignIn, Time};
 use crate::report::{self, Report, ReportKind, ReportParams};
 use crate::store::{Store, StoreError};
 
@@ -43,7 +43,7 @@ pub fn generate_span(
     store.for_each_call(&id_floor(from), &id_floor(to), |c| calls.push(c))?;
     let tasks =
         store.tasks_newest_first(usize::MAX, |t| t.created_at >= from && t.created_at < to)?;
-    Ok(report::build(
+    let mut r = report::build(
         kind,
         &cfg.site.id,
         label,
@@ -53,7 +53,23 @@ pub fn generate_span(
         &tasks,
         &params(cfg),
         now,
-    ))
+    );
+    // Sign-in records are keyed `signin/{RFC 3339 UTC}/{agent}`, so the period is a key range.
+    let lo = format!(
+        "signin/{}",
+        from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    let hi = format!(
+        "signin/{}",
+        to.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    for (k, s) in store.records_with_prefix::<SignIn>("signin/")? {
+        if k.as_str() >= lo.as_str() && k.as_str() < hi.as_str() && s.late {
+            r.site_kpis.late_signins += 1;
+            r.per_agent.entry(s.agent).or_default().late_signins += 1;
+        }
+    }
+    Ok(r)
 }
 
 /// Builds the report of `kind` for the local `date` (the day, its week, month or quarter).
@@ -454,6 +470,46 @@ mod tests {
             "the CSV parses back to the same figures"
         );
         assert_eq!(stored.site_kpis.asa_s, Some(4.0), "answered after 4 s each");
+    }
+
+    /// The first sign-in after a shift started is late; a second one in the same shift is not; before the shift
+    /// is not late either. The daily report counts them per agent.
+    #[tokio::test(start_paused = true)]
+    async fn late_sign_ins_are_counted_per_agent() {
+        use crate::engine::{AgentAction, Engine};
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(cfg(
+            "[[shift]]\nname = \"day\"\nstart = \"08:00\"\nend = \"17:00\"\n[[agent]]\nid = \"alice\"\n[[agent]]\nid = \"bob\"\n",
+        ));
+        let store = Store::open(dir.path()).unwrap();
+        // Tuesday 2026-11-24 07:50 in Shanghai
+        let clock = Clock::anchored(utc(2026, 11, 23, 23, 50));
+        let (engine, h) =
+            Engine::new(c.clone(), store.clone(), clock.clone(), Default::default()).unwrap();
+        tokio::spawn(engine.run());
+        let minutes = |m: u64| tokio::time::sleep(std::time::Duration::from_secs(60 * m));
+        h.agent_action("bob", AgentAction::SignIn).await.unwrap(); // 07:50: before the shift, on time
+        minutes(20).await;
+        h.agent_action("alice", AgentAction::SignIn).await.unwrap(); // 08:10: late
+        minutes(20).await;
+        h.agent_action("alice", AgentAction::SignOut).await.unwrap();
+        h.agent_action("alice", AgentAction::SignIn).await.unwrap(); // 08:30: again in the same shift, not late
+        let r = generate(
+            &store,
+            &c,
+            ReportKind::Daily,
+            date(2026, 11, 24),
+            clock.now().wall,
+        )
+        .unwrap();
+        assert_eq!(r.site_kpis.late_signins, 1);
+        assert_eq!(r.per_agent["alice"].late_signins, 1);
+        assert_eq!(
+            r.per_agent.get("bob").map(|k| k.late_signins).unwrap_or(0),
+            0
+        );
+        let csv = report::parse_csv(&report::to_csv(&r)).unwrap();
+        assert_eq!(csv["agent:alice"].late_signins, 1, "in the CSV too");
     }
 
     #[test]
