@@ -172,6 +172,15 @@ pub struct Mqtt {
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max: HumanDuration,
+    /// Home Assistant MQTT discovery of the box as a device.
+    #[serde(default = "yes")]
+    pub discovery: bool,
+    #[serde(default = "default_discovery_prefix")]
+    pub discovery_prefix: String,
+}
+
+fn default_discovery_prefix() -> String {
+    "homeassistant".into()
 }
 
 fn default_mqtt_host() -> String {
@@ -202,6 +211,8 @@ impl Mqtt {
             username: None,
             password_file: None,
             reconnect_max: default_reconnect_max(),
+            discovery: true,
+            discovery_prefix: default_discovery_prefix(),
         }
     }
 }

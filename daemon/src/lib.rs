@@ -10,6 +10,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod directory;
+pub mod discovery;
 pub mod engine;
 pub mod metrics;
 pub mod model;

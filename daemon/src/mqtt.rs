@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, Mqtt};
+use crate::discovery;
 use crate::engine::{EngineHandle, Snapshot};
 use crate::metrics::{inc, Metrics};
 use crate::store::Store;
@@ -53,6 +54,8 @@ impl LinkState {
 
 pub struct Uplink {
     engine: EngineHandle,
+    site: String,
+    site_name: String,
     mqtt: Mqtt,
     prefix: String,
     client_id: String,
@@ -88,6 +91,8 @@ impl Uplink {
             .unwrap_or_else(|| format!("linekeeper-{}", cfg.site.id));
         Uplink {
             engine,
+            site: cfg.site.id.clone(),
+            site_name: cfg.site.name.clone(),
             prefix: format!("{}/{}", mqtt.topic_prefix, cfg.site.id),
             mqtt,
             client_id,
@@ -121,6 +126,38 @@ impl Uplink {
                 _ = self.shutdown.changed() => return,
             }
             backoff = (backoff * 2).min(self.mqtt.reconnect_max.0);
+        }
+    }
+
+    /// Announces the device to Home Assistant when the lines differ from what this session announced.
+    fn discover(&self, s: &mut Session, snap: &Snapshot) {
+        if !self.mqtt.discovery {
+            return;
+        }
+        let lines: Vec<String> = snap.lines.iter().map(|l| l.line.clone()).collect();
+        if s.discovered.as_ref() == Some(&lines) {
+            return;
+        }
+        let before: std::collections::BTreeMap<String, String> = self
+            .store
+            .meta_json("ha_components")
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let payload = discovery::payload(&s.prefix, &self.site, &self.site_name, &lines, &before);
+        let topic = discovery::topic(&self.mqtt.discovery_prefix, &self.site);
+        if s.publish(
+            topic,
+            serde_json::to_vec(&payload).unwrap_or_default(),
+            true,
+            None,
+        ) {
+            let now = serde_json::to_value(discovery::announced(&payload)).unwrap_or_default();
+            if let Err(e) = self.store.set_meta_json("ha_components", &now) {
+                warn!(error = %e, "cannot remember the announced Home Assistant entities");
+            }
+            s.discovered = Some(lines);
         }
     }
 
@@ -174,6 +211,7 @@ impl Uplink {
             pruned: 0,
             retained: HashMap::new(),
             reports: HashMap::new(),
+            discovered: None,
         };
         loop {
             tokio::select! {
@@ -188,10 +226,19 @@ impl Uplink {
                         if let Err(e) = s.client.try_subscribe(format!("{}/cmd/+", s.prefix), QoS::AtLeastOnce) {
                             warn!(error = %e, "cannot subscribe to the command topics");
                         }
+                        if self.mqtt.discovery {
+                            // Home Assistant announces its restarts here: discovery is sent again then.
+                            let ha = format!("{}/status", self.mqtt.discovery_prefix);
+                            if let Err(e) = s.client.try_subscribe(ha, QoS::AtLeastOnce) {
+                                warn!(error = %e, "cannot subscribe to Home Assistant's status");
+                            }
+                        }
+                        s.discovered = None;
                         // Birth message, then the whole retained state, then the backlog from the last ack on.
                         s.publish(format!("{}/status", s.prefix), b"online".to_vec(), true, None);
                         s.pruned = s.acked;
                         let snap = self.snapshot.borrow_and_update().clone();
+                        self.discover(&mut s, &snap);
                         s.publish_state(&snap);
                         s.next = s.acked + 1;
                         s.pump(&self.store, snap.last_seq, &self.metrics);
@@ -207,6 +254,16 @@ impl Uplink {
                         }
                         let last = self.snapshot.borrow().last_seq;
                         s.pump(&self.store, last, &self.metrics);
+                    }
+                    Ok(MqttEvent::Incoming(Packet::Publish(p)))
+                        if p.topic == format!("{}/status", self.mqtt.discovery_prefix) =>
+                    {
+                        if p.payload.as_ref() == b"online" {
+                            info!("Home Assistant came online: sending discovery again");
+                            s.discovered = None;
+                            let snap = self.snapshot.borrow().clone();
+                            self.discover(&mut s, &snap);
+                        }
                     }
                     // Our own answers on cmd/result come back through the cmd/+ subscription: not commands.
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) if !p.topic.ends_with("/cmd/result") => {
@@ -231,6 +288,7 @@ impl Uplink {
                     if r.is_err() { return Ended::Shutdown; }
                     if s.connected {
                         let snap = self.snapshot.borrow_and_update().clone();
+                        self.discover(&mut s, &snap);
                         s.publish_state(&snap);
                         s.pump(&self.store, snap.last_seq, &self.metrics);
                     }
@@ -272,6 +330,8 @@ struct Session {
     pruned: u64,
     /// The last payload published on each retained topic in this session.
     retained: HashMap<String, Vec<u8>>,
+    /// The lines announced to Home Assistant in this session.
+    discovered: Option<Vec<String>>,
     reports: HashMap<String, Arc<Vec<u8>>>,
 }
 

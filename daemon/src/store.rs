@@ -387,6 +387,21 @@ impl Store {
         Ok(out)
     }
 
+    /// A small document of an output's own (not part of any change; not flushed at once).
+    pub fn meta_json(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.meta
+            .get(format!("json/{key}").as_bytes())?
+            .map(|v| Self::decode("meta", key.as_bytes(), &v))
+            .transpose()
+    }
+
+    pub fn set_meta_json(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        self.meta
+            .insert(format!("json/{key}").as_bytes(), json(value))
+            .map(|_| ())
+            .map_err(|e| StoreError::Write(e.to_string()))
+    }
+
     pub fn add_token(&self, hash: &str, rec: &TokenRecord) -> Result<(), StoreError> {
         self.tokens
             .insert(hash.as_bytes(), json(rec))

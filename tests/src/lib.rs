@@ -1083,7 +1083,27 @@ impl MqttWatch {
         Self::start_with(port, id, false).await
     }
 
+    /// A watcher of another topic filter (e.g. `homeassistant/#`, or `#` for everything).
+    pub async fn start_topic(port: u16, filter: &str) -> MqttWatch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "e2e-topic-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Self::start_filtered(port, id, true, filter.to_string()).await
+    }
+
     async fn start_with(port: u16, client_id: String, clean: bool) -> MqttWatch {
+        Self::start_filtered(port, client_id, clean, "linekeeper/#".to_string()).await
+    }
+
+    async fn start_filtered(
+        port: u16,
+        client_id: String,
+        clean: bool,
+        filter: String,
+    ) -> MqttWatch {
         let mut opts = MqttOptions::new(client_id.clone(), "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5));
         opts.set_clean_session(clean);
@@ -1098,7 +1118,7 @@ impl MqttWatch {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         st.lock().unwrap().connacks += 1;
                         // Subscriptions vanish with a clean session: subscribe on every ConnAck.
-                        let _ = client.try_subscribe("linekeeper/#", QoS::AtLeastOnce);
+                        let _ = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce);
                         tx.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
