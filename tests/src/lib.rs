@@ -231,24 +231,40 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// A broker without persistence (the usual case).
     pub fn launch() -> Mosquitto {
-        Self::launch_with(false)
+        Self::launch_with(false, None)
+    }
+
+    /// A broker whose listener takes `settings` (mosquitto.conf lines such as `password_file`, `acl_file`,
+    /// `cafile`...) instead of `allow_anonymous true`; `{dir}` in them is the broker's temp dir, where `files`
+    /// (name, content) are written first.
+    pub fn launch_custom(settings: &str, files: &[(&str, &str)]) -> Mosquitto {
+        Self::launch_with(false, Some((settings.to_string(), files)))
     }
 
     /// A broker that saves sessions to its temp dir when stopped, so a persistent
     /// subscriber's session and its queued QoS 1 messages survive `stop()` + `start()`.
     pub fn launch_persistent() -> Mosquitto {
-        Self::launch_with(true)
+        Self::launch_with(true, None)
     }
 
-    fn launch_with(persistent: bool) -> Mosquitto {
+    fn launch_with(persistent: bool, custom: Option<(String, &[(&str, &str)])>) -> Mosquitto {
         let dir = test_dir("lk-mosquitto-");
         let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         let log = dir.path().join("mosquitto.log");
+        let settings = match custom {
+            Some((settings, files)) => {
+                for (name, content) in files {
+                    fs::write(dir.path().join(name), content).expect("write a broker file");
+                }
+                settings.replace("{dir}", &dir.path().to_string_lossy())
+            }
+            None => "allow_anonymous true".to_string(),
+        };
         let mut text = format!(
             "# written by the linekeeper e2e harness\n\
              listener {port} 127.0.0.1\n\
-             allow_anonymous true\n\
+             {settings}\n\
              log_dest stderr\n\
              log_type error\n\
              log_type warning\n\

@@ -1,0 +1,180 @@
+//! MQTT with password authentication and the documented ACL (config/mosquitto-acl.example) on a real mosquitto:
+//! the box publishes and takes commands as its user; a dashboard user reads and commands but cannot write the box's
+//! topics; a wrong password is an error the box reports and survives.
+
+use std::time::Duration;
+
+use linekeeper_e2e::*;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+fn passwd_file() -> String {
+    let dir = test_dir("lk-passwd-");
+    let path = dir.path().join("passwd");
+    for (i, (user, pass)) in [("linekeeper", "box-secret"), ("dashboard", "dash-secret")]
+        .iter()
+        .enumerate()
+    {
+        let mut cmd = std::process::Command::new("mosquitto_passwd");
+        cmd.arg("-b");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let ok = cmd
+            .arg(&path)
+            .arg(user)
+            .arg(pass)
+            .status()
+            .expect("run mosquitto_passwd");
+        assert!(ok.success(), "mosquitto_passwd failed");
+    }
+    std::fs::read_to_string(&path).unwrap()
+}
+
+/// A client as `user`, subscribed to `filter`, handing every message to the returned channel.
+async fn client(
+    port: u16,
+    user: &str,
+    pass: &str,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    let mut o = MqttOptions::new(
+        format!("e2e-{user}-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_credentials(user, pass);
+    let (c, mut el) = AsyncClient::new(o, 16);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (c2, filter) = (c.clone(), filter.to_string());
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = c2.try_subscribe(filter.as_str(), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send((
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+    (c, rx)
+}
+
+async fn next_on(rx: &mut mpsc::UnboundedReceiver<(String, String)>, topic: &str) -> String {
+    tokio::time::timeout(STEP, async {
+        loop {
+            let (t, p) = rx.recv().await.expect("the client runs");
+            if t == topic {
+                return p;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("nothing on {topic} within {STEP:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_auth_and_the_documented_acl() {
+    let acl =
+        std::fs::read_to_string(workspace_root().join("config/mosquitto-acl.example")).unwrap();
+    let passwd = passwd_file();
+    let broker = Mosquitto::launch_custom(
+        "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/acl",
+        &[("passwd", &passwd), ("acl", &acl)],
+    );
+    let pty = PtyPair::new();
+    let modem = open_modem(&pty).await;
+    let mut daemon = Daemon::new(&DaemonOptions::default(), pty.daemon_side(), broker.port());
+    let pw = daemon.dir().join("mqtt-password");
+    std::fs::write(&pw, "box-secret\n").unwrap();
+    let text = std::fs::read_to_string(daemon.config_path())
+        .unwrap()
+        .replace(
+            "[mqtt]\n",
+            &format!(
+                "[mqtt]\nusername = \"linekeeper\"\npassword_file = \"{}\"\n",
+                pw.display()
+            ),
+        );
+    std::fs::write(daemon.config_path(), text).unwrap();
+    let (dash, mut seen) = client(broker.port(), "dashboard", "dash-secret", "linekeeper/#").await;
+    daemon.start();
+    wait_modem_initialized(&modem).await;
+    daemon.wait_link("up");
+    daemon.authorize();
+
+    // The box's retained status reaches the dashboard, so the box authenticated and may write its topics.
+    assert_eq!(next_on(&mut seen, TOPIC_STATUS).await, "online");
+    // The dashboard may command.
+    dash.publish(
+        "linekeeper/hq/cmd/complaint",
+        QoS::AtLeastOnce,
+        false,
+        json!({"request_id":"acl-1","number":"13800138000","note":"via the dashboard"}).to_string(),
+    )
+    .await
+    .unwrap();
+    let answer = next_on(&mut seen, "linekeeper/hq/cmd/result").await;
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    // The dashboard may not write the box's state: the broker drops it, the box's status stays.
+    dash.publish(TOPIC_STATUS, QoS::AtLeastOnce, true, "offline")
+        .await
+        .unwrap();
+    let (_, mut late) = client(broker.port(), "dashboard", "dash-secret", TOPIC_STATUS).await;
+    assert_eq!(
+        next_on(&mut late, TOPIC_STATUS).await,
+        "online",
+        "the ACL kept the dashboard off the box's topics"
+    );
+
+    // A wrong password: the box reports it and keeps serving; the right one again: connected.
+    // (the password file is read at each connection; changing keep_alive makes the reload reconnect)
+    std::fs::write(&pw, "wrong\n").unwrap();
+    let config = daemon.config_path().to_path_buf();
+    let edit = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, text.replacen(from, to, 1)).unwrap();
+    };
+    edit("[mqtt]\n", "[mqtt]\nkeep_alive = \"30s\"\n");
+    let r = daemon.post_json("/api/reload", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let mqtt = daemon.health()["mqtt"].as_str().unwrap_or("").to_string();
+        if mqtt.starts_with("down") {
+            assert!(
+                mqtt.to_lowercase().contains("refused")
+                    || mqtt.to_lowercase().contains("auth")
+                    || mqtt.to_lowercase().contains("password"),
+                "{mqtt}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a wrong password was not reported: {mqtt}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon.assert_running("with a wrong MQTT password");
+    std::fs::write(&pw, "box-secret\n").unwrap();
+    edit("keep_alive = \"30s\"", "keep_alive = \"45s\"");
+    assert_eq!(daemon.post_json("/api/reload", &json!({})).status, 200);
+    let deadline = std::time::Instant::now() + LONG;
+    while daemon.health()["mqtt"] != "connected" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not reconnect with the right password"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
