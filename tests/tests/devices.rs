@@ -142,3 +142,63 @@ async fn two_boxes_share_a_broker_without_collisions() {
     );
     branch.assert_running("at the end");
 }
+
+/// A broker outage while 10,000 events pile up in the outbox: all delivered afterwards, in seq order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_queued_during_an_outage_all_arrive_in_order() {
+    let mut env = Env::start_durable(DaemonOptions {
+        mask_numbers: false,
+        ..Default::default()
+    })
+    .await;
+    let first_seq = env.daemon.health()["last_seq"].as_u64().unwrap();
+    env.broker.stop();
+    // Answered calls: call.ringing, call.answered, call.ended = 3 events each; 3,334 calls > 10,000 events.
+    let calls = 3334;
+    for chunk in 0..(calls / 200 + 1) {
+        let mut burst = Vec::new();
+        for i in chunk * 200..((chunk + 1) * 200).min(calls) {
+            burst.extend_from_slice(
+                format!("RING\r\nNMBR = 1390{i:07}\r\nNAME = OUTAGE\r\nOFFHOOK\r\nONHOOK\r\n")
+                    .as_bytes(),
+            );
+        }
+        env.modem.raw(burst).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    let last = loop {
+        let last = env.daemon.health()["last_seq"].as_u64().unwrap();
+        if last >= first_seq + 3 * calls as u64 {
+            break last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon committed only up to seq {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    env.broker.start();
+    env.watch
+        .wait_until(
+            &format!("every event up to seq {last} on MQTT"),
+            Duration::from_secs(120),
+            |msgs| {
+                msgs.iter()
+                    .rev()
+                    .filter(|m| m.topic == TOPIC_CALL)
+                    .filter_map(|m| m.json())
+                    .any(|v| v["seq"].as_u64() == Some(last))
+            },
+        )
+        .await;
+    let events: Vec<Value> = distinct_events(&env.watch.messages())
+        .into_iter()
+        .filter(|e| e["seq"].as_u64().is_some_and(|s| s > first_seq))
+        .collect();
+    assert!(
+        events.len() as u64 >= last - first_seq,
+        "{} events for seqs {first_seq}..={last}",
+        events.len()
+    );
+    assert_seq_contiguous(&events);
+}
