@@ -183,7 +183,11 @@ pub fn payload(
     let mut cmps = Map::new();
     let now = components(prefix, site, lines);
     for c in &now {
-        cmps.insert(c.id.clone(), c.config.clone());
+        let mut config = c.config.clone();
+        // A predictable entity id (`sensor.linekeeper_hq_line1_state`), which the example dashboard relies on.
+        // (`default_entity_id` replaced `object_id` in Home Assistant 2025.10.)
+        config["default_entity_id"] = Value::String(format!("{}.{}", c.platform, c.id));
+        cmps.insert(c.id.clone(), config);
     }
     for (id, platform) in before {
         if !cmps.contains_key(id) {
@@ -265,6 +269,14 @@ mod tests {
             assert!(c["name"].is_string(), "{id}");
         }
         assert_eq!(cmps["linekeeper_hq_line2_state"]["ops"][1], "ringing");
+        assert_eq!(
+            cmps["linekeeper_hq_line1_ringing"]["default_entity_id"],
+            "binary_sensor.linekeeper_hq_line1_ringing"
+        );
+        assert_eq!(
+            cmps["linekeeper_hq_service_level"]["default_entity_id"],
+            "sensor.linekeeper_hq_service_level"
+        );
         assert!(cmps["linekeeper_hq_calls"]["evt_typ"]
             .as_array()
             .unwrap()
@@ -297,6 +309,54 @@ mod tests {
             third["cmps"].get("linekeeper_hq_line2_state").is_none(),
             "removed once, then forgotten"
         );
+    }
+
+    /// Every entity the example Home Assistant dashboard shows is one the discovery creates, and every topic of the
+    /// example Node-RED flow is one the box publishes or takes commands on.
+    #[test]
+    fn the_example_dashboards_match_what_the_box_announces() {
+        let yaml = include_str!("../../config/home-assistant-dashboard.yaml");
+        let p = payload(
+            "linekeeper/hq",
+            "hq",
+            "",
+            &["line1".into()],
+            &BTreeMap::new(),
+        );
+        let ids: Vec<String> = p["cmps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|c| c["default_entity_id"].as_str().unwrap().to_string())
+            .collect();
+        let used: Vec<&str> = yaml
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|w| w.trim_end_matches([':', '.']))
+            .filter(|w| w.contains(".linekeeper_hq_"))
+            .collect();
+        assert!(used.len() >= 10, "{used:?}");
+        for e in used {
+            assert!(
+                ids.iter().any(|i| i == e),
+                "the dashboard shows {e}, which discovery does not create"
+            );
+        }
+        let flow: Value =
+            serde_json::from_str(include_str!("../../config/node-red-flow.json")).unwrap();
+        let known = [
+            "linekeeper/hq/line/+/state",
+            "linekeeper/hq/queue",
+            "linekeeper/hq/alert",
+            "linekeeper/hq/cmd/result",
+        ];
+        for node in flow.as_array().unwrap() {
+            if let Some(t) = node["topic"].as_str().filter(|t| !t.is_empty()) {
+                assert!(known.contains(&t), "the flow listens to {t}");
+            }
+            if let Some(f) = node["func"].as_str().filter(|f| f.contains("msg.topic =")) {
+                assert!(f.contains("'linekeeper/hq/cmd/task'"), "{f}");
+            }
+        }
     }
 
     #[test]
