@@ -41,8 +41,12 @@ pub fn generate_span(
 ) -> Result<Report, StoreError> {
     let mut calls = Vec::new();
     store.for_each_call(&id_floor(from), &id_floor(to), |c| calls.push(c))?;
-    let tasks =
-        store.tasks_newest_first(usize::MAX, |t| t.created_at >= from && t.created_at < to)?;
+    // Task ids are ULIDs of their creation time: the period is a key range.
+    let tasks: Vec<_> = store
+        .tasks_between(&id_floor(from), &id_floor(to))?
+        .into_iter()
+        .filter(|t| t.created_at >= from && t.created_at < to)
+        .collect();
     let mut r = report::build(
         kind,
         &cfg.site.id,

@@ -317,6 +317,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Tasks whose id lies in `[from_id, to_id)` (ids are ULIDs of their creation time), oldest first.
+    pub fn tasks_between(&self, from_id: &str, to_id: &str) -> Result<Vec<Task>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tasks.range(from_id.as_bytes()..to_id.as_bytes()) {
+            let (k, v) = kv?;
+            out.push(Self::decode("tasks", &k, &v)?);
+        }
+        Ok(out)
+    }
+
     /// Events with `seq >= from`, in order, at most `limit`.
     pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();

@@ -673,25 +673,58 @@ pub enum Timer {
 /// The next timer an open task needs, if any. One timer per task, so an idle box with many open tasks sleeps until
 /// the earliest of them.
 pub fn next_timer(task: &Task, p: &TaskPolicy) -> Option<(Time, Timer)> {
-    if task.state != TaskState::Open {
+    next_timer_for(&TimerFacts::from(task), p)
+}
+
+/// The few fields of a task its timers depend on, kept in memory for every open task so that a policy change
+/// recomputes all timers without reading the tasks back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimerFacts {
+    pub open: bool,
+    pub overdue: bool,
+    pub warned: bool,
+    pub due_at: Time,
+    pub created_at: Time,
+    pub acknowledged: bool,
+    pub level: Level,
+    pub escalated_at: Option<Time>,
+}
+
+impl From<&Task> for TimerFacts {
+    fn from(t: &Task) -> Self {
+        TimerFacts {
+            open: t.state == TaskState::Open,
+            overdue: t.overdue,
+            warned: t.warned,
+            due_at: t.due_at,
+            created_at: t.created_at,
+            acknowledged: t.acknowledged_at.is_some(),
+            level: t.level,
+            escalated_at: t.escalated_at,
+        }
+    }
+}
+
+pub fn next_timer_for(f: &TimerFacts, p: &TaskPolicy) -> Option<(Time, Timer)> {
+    if !f.open {
         return None;
     }
-    if !task.overdue {
+    if !f.overdue {
         if let Some(w) = p
             .warn_before
             .and_then(|w| chrono::Duration::from_std(w).ok())
         {
-            let at = task.due_at - w;
-            if !task.warned && at > task.created_at {
+            let at = f.due_at - w;
+            if !f.warned && at > f.created_at {
                 return Some((at, Timer::Warn));
             }
         }
-        return Some((task.due_at, Timer::Due));
+        return Some((f.due_at, Timer::Due));
     }
-    if task.acknowledged_at.is_some() || task.level == Level::Manager {
+    if f.acknowledged || f.level == Level::Manager {
         return None;
     }
-    let since = task.escalated_at.unwrap_or(task.due_at);
+    let since = f.escalated_at.unwrap_or(f.due_at);
     Some((
         since + chrono::Duration::from_std(p.escalate_every).unwrap_or(chrono::Duration::MAX),
         Timer::Climb,
