@@ -172,6 +172,11 @@ pub struct Mqtt {
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max: HumanDuration,
+    /// TLS: the CA certificate (PEM) that signed the broker's certificate; setting it turns TLS on.
+    pub ca_file: Option<PathBuf>,
+    /// TLS client authentication: this box's certificate and private key (PEM).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
     /// Home Assistant MQTT discovery of the box as a device.
     #[serde(default = "yes")]
     pub discovery: bool,
@@ -213,6 +218,9 @@ impl Mqtt {
             reconnect_max: default_reconnect_max(),
             discovery: true,
             discovery_prefix: default_discovery_prefix(),
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -545,6 +553,30 @@ impl Config {
             }
             if m.password_file.is_some() && m.username.is_none() {
                 add("mqtt.password_file", "needs mqtt.username as well".into());
+            }
+            if m.client_cert_file.is_some() != m.client_key_file.is_some() {
+                add(
+                    "mqtt.client_cert_file",
+                    "client_cert_file and client_key_file go together".into(),
+                );
+            }
+            if m.client_cert_file.is_some() && m.ca_file.is_none() {
+                add(
+                    "mqtt.ca_file",
+                    "a client certificate needs TLS: set ca_file too".into(),
+                );
+            }
+            for (key, f) in [
+                ("mqtt.ca_file", &m.ca_file),
+                ("mqtt.client_cert_file", &m.client_cert_file),
+                ("mqtt.client_key_file", &m.client_key_file),
+            ] {
+                if let Some(f) = f.as_ref().filter(|f| !f.is_file()) {
+                    add(
+                        key,
+                        format!("{} does not exist or is not a file", f.display()),
+                    );
+                }
             }
             if let Some(pf) = &m.password_file {
                 if !pf.is_file() {

@@ -13,7 +13,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS,
+    TlsConfiguration, Transport,
+};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -106,6 +109,8 @@ impl Uplink {
     }
 
     pub async fn run(mut self) {
+        // rustls needs a process-wide crypto provider; ring keeps cross builds free of a C library build.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut backoff = FIRST_BACKOFF;
         loop {
             self.state.send_replace(LinkState::Connecting);
@@ -174,6 +179,23 @@ impl Uplink {
             QoS::AtLeastOnce,
             true,
         ));
+        if let Some(ca_file) = &self.mqtt.ca_file {
+            let read = |key: &str, p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| format!("cannot read mqtt.{key} {}: {e}", p.display()))
+            };
+            let ca = read("ca_file", ca_file)?;
+            let client_auth = match (&self.mqtt.client_cert_file, &self.mqtt.client_key_file) {
+                (Some(c), Some(k)) => {
+                    Some((read("client_cert_file", c)?, read("client_key_file", k)?))
+                }
+                _ => None,
+            };
+            o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+                ca,
+                alpn: None,
+                client_auth,
+            }));
+        }
         if let Some(user) = &self.mqtt.username {
             let password = match &self.mqtt.password_file {
                 Some(p) => std::fs::read_to_string(p)

@@ -39,8 +39,11 @@ async fn client(
     pass: &str,
     filter: &str,
 ) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    // Unique client ids: two clients with one id would keep kicking each other off the broker.
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut o = MqttOptions::new(
-        format!("e2e-{user}-{}", std::process::id()),
+        format!("e2e-{user}-{}-{n}", std::process::id()),
         "127.0.0.1",
         port,
     );
@@ -70,16 +73,24 @@ async fn client(
 }
 
 async fn next_on(rx: &mut mpsc::UnboundedReceiver<(String, String)>, topic: &str) -> String {
+    next_matching(rx, topic, |_| true).await
+}
+
+async fn next_matching(
+    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
+    topic: &str,
+    want: impl Fn(&str) -> bool,
+) -> String {
     tokio::time::timeout(STEP, async {
         loop {
             let (t, p) = rx.recv().await.expect("the client runs");
-            if t == topic {
+            if t == topic && want(&p) {
                 return p;
             }
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("nothing on {topic} within {STEP:?}"))
+    .unwrap_or_else(|_| panic!("nothing wanted on {topic} within {STEP:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,7 +124,7 @@ async fn password_auth_and_the_documented_acl() {
     daemon.authorize();
 
     // The box's retained status reaches the dashboard, so the box authenticated and may write its topics.
-    assert_eq!(next_on(&mut seen, TOPIC_STATUS).await, "online");
+    next_matching(&mut seen, TOPIC_STATUS, |p| p == "online").await;
     // The dashboard may command.
     dash.publish(
         "linekeeper/hq/cmd/complaint",
@@ -177,4 +188,157 @@ async fn password_auth_and_the_documented_acl() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with openssl; returns the directory.
+fn make_certs() -> tempfile::TempDir {
+    let dir = test_dir("lk-certs-");
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run openssl (install it: apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=linekeeper test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ];
+    ca.extend_from_slice(&ec);
+    run(&ca);
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let (key, csr, crt, ext) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.crt"),
+            format!("{who}.ext"),
+        );
+        let subj = format!("/CN=linekeeper {who}");
+        let mut req = vec![
+            "req",
+            "-subj",
+            subj.as_str(),
+            "-keyout",
+            key.as_str(),
+            "-out",
+            csr.as_str(),
+        ];
+        req.extend_from_slice(&ec);
+        run(&req);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &crt,
+            "-extfile",
+            &ext,
+        ]);
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_test_ca_and_a_client_certificate() {
+    let certs = make_certs();
+    let read = |f: &str| std::fs::read_to_string(certs.path().join(f)).unwrap();
+    let plain = free_port();
+    // The box's listener is TLS with client certificates required; a plain one on the side is for the watcher.
+    let broker = Mosquitto::launch_custom(
+        &format!(
+            "cafile {{dir}}/ca.crt\ncertfile {{dir}}/server.crt\nkeyfile {{dir}}/server.key\nrequire_certificate true\n\
+             allow_anonymous true\nlistener {plain} 127.0.0.1"
+        ),
+        &[("ca.crt", &read("ca.crt")), ("server.crt", &read("server.crt")), ("server.key", &read("server.key"))],
+    );
+    let watch = MqttWatch::start_topic(plain, "linekeeper/#").await;
+    let pty = PtyPair::new();
+    let modem = open_modem(&pty).await;
+    let mut daemon = Daemon::new(&DaemonOptions::default(), pty.daemon_side(), broker.port());
+    let c = certs.path();
+    let tls = format!(
+        "[mqtt]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+        c.join("ca.crt").display(),
+        c.join("client.crt").display(),
+        c.join("client.key").display()
+    );
+    let text = std::fs::read_to_string(daemon.config_path())
+        .unwrap()
+        .replace("[mqtt]\n", &tls);
+    std::fs::write(daemon.config_path(), text).unwrap();
+    daemon.start();
+    wait_modem_initialized(&modem).await;
+    daemon.wait_link("up");
+    daemon.authorize();
+    watch
+        .wait_for("status online over TLS", STEP, |m| {
+            m.topic == TOPIC_STATUS && m.payload == "online"
+        })
+        .await;
+    modem.caller_id(Some("13800138000"), Some("TLS")).await;
+    modem.ring().await;
+    watch
+        .wait_event(TOPIC_TASK, "task.created over TLS", STEP, |e| {
+            e["type"] == "task.created"
+        })
+        .await;
+    assert_eq!(daemon.health()["mqtt"], "connected");
+
+    // Without the client certificate the broker refuses the box; it says so and keeps serving.
+    let text = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("client_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(daemon.config_path(), without).unwrap();
+    assert_eq!(daemon.post_json("/api/reload", &json!({})).status, 200);
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let mqtt = daemon.health()["mqtt"].as_str().unwrap_or("").to_string();
+        if mqtt.starts_with("down") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a refused TLS handshake was not reported: {mqtt}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon.assert_running("refused by the broker");
 }
