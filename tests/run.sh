@@ -21,11 +21,12 @@ fail() {
     exit 1
 }
 
-banner "test peers: mosquitto, mosquitto_sub, socat"
+banner "test peers: mosquitto, mosquitto_sub, mosquitto_passwd, socat, openssl"
 missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     if [ "$(id -u)" -eq 0 ]; then
@@ -41,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
         apt-get install -y --no-install-recommends "${missing[@]}" </dev/null ||
         fail "apt-get install ${missing[*]} failed"
 fi
-for cmd in mosquitto mosquitto_sub socat; do
+for cmd in mosquitto mosquitto_sub mosquitto_passwd socat openssl; do
     command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still missing after the install step"
     echo "$cmd: $(command -v "$cmd")"
 done
