@@ -134,19 +134,24 @@ impl EngineHandle {
         self.task_action(id, TaskAction::Done { by, note }).await
     }
 
-    /// Applies an action to a task; answers once the change is on disk.
-    pub async fn task_action(&self, id: &str, action: TaskAction) -> Result<Task, ActionError> {
+    /// Sends an input that carries a reply channel and waits for the answer (given once the change is on disk).
+    async fn request<T>(
+        &self,
+        input: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Input,
+    ) -> Result<T, ActionError> {
         let (reply, rx) = oneshot::channel();
-        let input = Input::Action {
-            id: id.to_string(),
-            action,
-            reply,
-        };
         self.tx
-            .send(input)
+            .send(input(reply))
             .await
             .map_err(|_| ActionError::ShuttingDown)?;
         rx.await.map_err(|_| ActionError::ShuttingDown)?
+    }
+
+    /// Applies an action to a task; answers once the change is on disk.
+    pub async fn task_action(&self, id: &str, action: TaskAction) -> Result<Task, ActionError> {
+        let id = id.to_string();
+        self.request(|reply| Input::Action { id, action, reply })
+            .await
     }
 
     /// Signs an agent in or out, or marks them available or away; answers once it is on disk.
@@ -155,17 +160,9 @@ impl EngineHandle {
         id: &str,
         action: AgentAction,
     ) -> Result<AgentState, ActionError> {
-        let (reply, rx) = oneshot::channel();
-        let input = Input::Agent {
-            id: id.to_string(),
-            action,
-            reply,
-        };
-        self.tx
-            .send(input)
+        let id = id.to_string();
+        self.request(|reply| Input::Agent { id, action, reply })
             .await
-            .map_err(|_| ActionError::ShuttingDown)?;
-        rx.await.map_err(|_| ActionError::ShuttingDown)?
     }
 
     /// Writes customers to the directory (and removes `deletes`); answers with how many records changed, once on
@@ -209,12 +206,7 @@ impl EngineHandle {
 
     /// Opens a complaint (from a call, or by hand); answers once it is on disk.
     pub async fn open_complaint(&self, req: ComplaintRequest) -> Result<Task, ActionError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Input::Complaint { req, reply })
-            .await
-            .map_err(|_| ActionError::ShuttingDown)?;
-        rx.await.map_err(|_| ActionError::ShuttingDown)?
+        self.request(|reply| Input::Complaint { req, reply }).await
     }
 }
 

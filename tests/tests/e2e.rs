@@ -40,6 +40,25 @@ fn call_ids_of(task: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The numbers of the calls whose `call.ended`, and of the tasks whose `task.created`, reached MQTT.
+fn ended_and_created(msgs: &[MqttMsg]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut ended, mut created) = (BTreeSet::new(), BTreeSet::new());
+    for m in msgs {
+        let Some(v) = m.json() else { continue };
+        if m.topic == TOPIC_CALL && v["type"] == "call.ended" {
+            if let Some(n) = v["call"]["number"].as_str() {
+                ended.insert(n.to_string());
+            }
+        }
+        if m.topic == TOPIC_TASK && v["type"] == "task.created" {
+            if let Some(n) = v["task"]["number"].as_str() {
+                created.insert(n.to_string());
+            }
+        }
+    }
+    (ended, created)
+}
+
 /// Only the fields that a restart must not change.
 fn stable(item: &Value, fields: &[&str]) -> Value {
     let mut out = serde_json::Map::new();
@@ -750,21 +769,7 @@ async fn broker_outage_loses_no_event() {
             "call.ended and task.created on MQTT for all 50 calls",
             LONG,
             |msgs| {
-                let mut ended = BTreeSet::new();
-                let mut created = BTreeSet::new();
-                for m in msgs.iter() {
-                    let Some(v) = m.json() else { continue };
-                    if m.topic == TOPIC_CALL && v["type"] == "call.ended" {
-                        if let Some(n) = v["call"]["number"].as_str() {
-                            ended.insert(n.to_string());
-                        }
-                    }
-                    if m.topic == TOPIC_TASK && v["type"] == "task.created" {
-                        if let Some(n) = v["task"]["number"].as_str() {
-                            created.insert(n.to_string());
-                        }
-                    }
-                }
+                let (ended, created) = ended_and_created(msgs);
                 (0..50).all(|i| ended.contains(&number(i)) && created.contains(&number(i)))
             },
         )
@@ -821,21 +826,7 @@ async fn broker_down_while_the_daemon_restarts_loses_no_event() {
             "call.ended and task.created on MQTT for all 25 calls after the outage",
             LONG,
             |msgs| {
-                let mut ended = BTreeSet::new();
-                let mut created = BTreeSet::new();
-                for m in msgs.iter() {
-                    let Some(v) = m.json() else { continue };
-                    if m.topic == TOPIC_CALL && v["type"] == "call.ended" {
-                        if let Some(n) = v["call"]["number"].as_str() {
-                            ended.insert(n.to_string());
-                        }
-                    }
-                    if m.topic == TOPIC_TASK && v["type"] == "task.created" {
-                        if let Some(n) = v["task"]["number"].as_str() {
-                            created.insert(n.to_string());
-                        }
-                    }
-                }
+                let (ended, created) = ended_and_created(msgs);
                 (0..25).all(|i| ended.contains(&number(i)) && created.contains(&number(i)))
             },
         )
