@@ -891,14 +891,19 @@ impl Engine {
         }
         // Deadline timers depend on warn_before and escalate_every: recompute every open task's timer from the
         // facts kept in memory (no store reads, so a reload stays quick with 100,000 open tasks).
-        self.timers.clear();
-        self.timer_at.clear();
-        for (id, f) in &self.timer_facts {
-            if let Some((at, _)) = tasks::next_timer_for(f, &self.policy) {
-                self.timers.insert((at, id.clone()));
-                self.timer_at.insert(id.clone(), at);
-            }
-        }
+        let timer_at: HashMap<String, Time> = self
+            .timer_facts
+            .iter()
+            .filter_map(|(id, f)| {
+                tasks::next_timer_for(f, &self.policy).map(|(at, _)| (id.clone(), at))
+            })
+            .collect();
+        // Built in one go from sorted input (std bulk-builds a B-tree from a sorted sequence).
+        let mut sorted: Vec<(Time, String)> =
+            timer_at.iter().map(|(id, at)| (*at, id.clone())).collect();
+        sorted.sort_unstable();
+        self.timers = sorted.into_iter().collect();
+        self.timer_at = timer_at;
         info!(
             open_tasks = self.open_count,
             "configuration applied; task timers recomputed"
@@ -1866,7 +1871,7 @@ callback_due = "2h"
             task.abort();
             let _ = task.await;
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::reopen(dir.path());
         let before = store.next_seq().unwrap();
         let (_engine, _h) = Engine::new(
             cfg,

@@ -39,8 +39,10 @@ pub fn generate_span(
     to: Time,
     now: Time,
 ) -> Result<Report, StoreError> {
-    let mut calls = Vec::new();
-    store.for_each_call(&id_floor(from), &id_floor(to), |c| calls.push(c))?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let calls = store.calls_between(&id_floor(from), &id_floor(to), cores)?;
     // Task ids are ULIDs of their creation time: the period is a key range.
     let tasks: Vec<_> = store
         .tasks_between(&id_floor(from), &id_floor(to))?
