@@ -234,6 +234,7 @@ impl Uplink {
             retained: HashMap::new(),
             reports: HashMap::new(),
             discovered: None,
+            state_behind: false,
         };
         loop {
             tokio::select! {
@@ -273,6 +274,10 @@ impl Uplink {
                         if let Some(Some(seq)) = s.by_pkid.remove(&ack.pkid) {
                             s.in_flight = s.in_flight.saturating_sub(1);
                             s.ack(seq, &self.store, &self.metrics);
+                        }
+                        if s.state_behind {
+                            let snap = self.snapshot.borrow().clone();
+                            s.publish_state(&snap);
                         }
                         let last = self.snapshot.borrow().last_seq;
                         s.pump(&self.store, last, &self.metrics);
@@ -354,6 +359,8 @@ struct Session {
     retained: HashMap<String, Vec<u8>>,
     /// The lines announced to Home Assistant in this session.
     discovered: Option<Vec<String>>,
+    /// A retained state publish could not be queued.
+    state_behind: bool,
     reports: HashMap<String, Arc<Vec<u8>>>,
 }
 
@@ -415,11 +422,15 @@ impl Session {
                 self.reports.insert(kind.clone(), json.clone());
             }
         }
+        self.state_behind = false;
         for (topic, payload) in items {
-            if self.retained.get(&topic) != Some(&payload)
-                && self.publish(topic.clone(), payload.clone(), true, None)
-            {
-                self.retained.insert(topic, payload);
+            if self.retained.get(&topic) != Some(&payload) {
+                if self.publish(topic.clone(), payload.clone(), true, None) {
+                    self.retained.insert(topic, payload);
+                } else {
+                    // rumqttc's queue is full: try again at the next acknowledgement, not only at the next change.
+                    self.state_behind = true;
+                }
             }
         }
     }

@@ -155,7 +155,9 @@ impl Store {
     pub fn reopen(path: &Path) -> Store {
         for _ in 0..100 {
             match Store::open(path) {
-                Err(StoreError::Locked { .. }) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
                 other => return other.unwrap_or_else(|e| panic!("reopen {}: {e}", path.display())),
             }
         }
