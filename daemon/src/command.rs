@@ -64,6 +64,21 @@ fn answer(request_id: &Value, result: Result<(&str, Value), String>) -> Vec<u8> 
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// A dashboard button (`P/cmd/button`): the payload is the button's name, with no request id (a Home Assistant
+/// button always sends the same payload). `ack_all` acknowledges every overdue task.
+async fn button(engine: &EngineHandle, payload: &[u8]) -> Vec<u8> {
+    let name = String::from_utf8_lossy(payload).trim().to_string();
+    let result = match name.as_str() {
+        "ack_all" => engine
+            .ack_all("dashboard")
+            .await
+            .map(|n| ("acknowledged", Value::from(n)))
+            .map_err(|e| e.to_string()),
+        other => Err(format!("unknown button `{other}`: ack_all")),
+    };
+    answer(&Value::String(format!("button:{name}")), result)
+}
+
 /// Carries out one command and returns the answer's payload.
 pub async fn run(
     engine: &EngineHandle,
@@ -72,6 +87,9 @@ pub async fn run(
     fresh: bool,
     mask: bool,
 ) -> Vec<u8> {
+    if verb == "button" {
+        return button(engine, payload).await;
+    }
     let mut fields: Map<String, Value> = match serde_json::from_slice(payload) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {

@@ -114,6 +114,18 @@ pub fn components(prefix: &str, site: &str, lines: &[String]) -> Vec<Component> 
             config: sensor(prefix, &uid(id), name, field, extra),
         });
     }
+    out.push(Component {
+        id: uid("ack_all"),
+        platform: "button",
+        config: json!({
+            "p": "button",
+            "name": "Acknowledge all escalations",
+            "uniq_id": uid("ack_all"),
+            "cmd_t": format!("{prefix}/cmd/button"),
+            "pl_prs": "ack_all",
+            "ic": "mdi:bell-check",
+        }),
+    });
     let events: [(&str, &str, &str, &[&str]); 3] = [
         (
             "calls",
@@ -249,8 +261,8 @@ mod tests {
         assert_eq!(p["o"]["name"], "linekeeper");
         assert_eq!(p["avty_t"], "linekeeper/hq/status");
         let cmps = p["cmps"].as_object().unwrap();
-        assert_eq!(cmps.len(), 2 * 2 + 6 + 3);
-        let platforms = ["sensor", "binary_sensor", "event"];
+        assert_eq!(cmps.len(), 2 * 2 + 6 + 1 + 3);
+        let platforms = ["sensor", "binary_sensor", "event", "button"];
         for (id, c) in cmps {
             assert!(platforms.contains(&c["p"].as_str().unwrap()), "{id}");
             assert_eq!(
@@ -262,10 +274,12 @@ mod tests {
                 id.starts_with("linekeeper_hq_"),
                 "ids carry the site, so boxes on one broker never collide"
             );
-            assert!(
-                c["stat_t"].as_str().unwrap().starts_with("linekeeper/hq/"),
-                "{id}"
-            );
+            let topic = c
+                .get("stat_t")
+                .or(c.get("cmd_t"))
+                .and_then(Value::as_str)
+                .unwrap();
+            assert!(topic.starts_with("linekeeper/hq/"), "{id}");
             assert!(c["name"].is_string(), "{id}");
         }
         assert_eq!(cmps["linekeeper_hq_line2_state"]["ops"][1], "ringing");

@@ -70,6 +70,11 @@ pub enum Input {
         report: Box<Report>,
         reply: oneshot::Sender<()>,
     },
+    /// Acknowledges every overdue task not yet acknowledged (a dashboard button).
+    AckAll {
+        by: String,
+        reply: oneshot::Sender<Result<usize, ActionError>>,
+    },
     /// A new, validated configuration: applied without dropping a call.
     Reconfigure {
         cfg: Arc<Config>,
@@ -204,6 +209,12 @@ impl EngineHandle {
             && rx.await.is_ok()
     }
 
+    /// Acknowledges every overdue, unacknowledged task; answers how many, once on disk.
+    pub async fn ack_all(&self, by: &str) -> Result<usize, ActionError> {
+        let by = by.to_string();
+        self.request(|reply| Input::AckAll { by, reply }).await
+    }
+
     /// Opens a complaint (from a call, or by hand); answers once it is on disk.
     pub async fn open_complaint(&self, req: ComplaintRequest) -> Result<Task, ActionError> {
         self.request(|reply| Input::Complaint { req, reply }).await
@@ -301,6 +312,7 @@ pub struct Engine {
     /// When each number last called, within `repeat_window`.
     last_call: HashMap<String, Time>,
     count_replies: Vec<(oneshot::Sender<usize>, usize)>,
+    count_result_replies: Vec<Reply<usize>>,
     unit_replies: Vec<oneshot::Sender<()>>,
     reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// "No agent signed in during open hours" was alerted and not yet cleared.
@@ -374,6 +386,7 @@ impl Engine {
             directory: HashMap::new(),
             last_call: HashMap::new(),
             count_replies: Vec::new(),
+            count_result_replies: Vec::new(),
             unit_replies: Vec::new(),
             reports: BTreeMap::new(),
             store_ok: true,
@@ -617,6 +630,25 @@ impl Engine {
             Input::Report { report, reply } => {
                 self.store_report(*report, now.wall);
                 self.unit_replies.push(reply);
+            }
+            Input::AckAll { by, reply } => {
+                let ids: Vec<String> = self
+                    .timer_facts
+                    .iter()
+                    .filter(|(_, f)| f.overdue && !f.acknowledged)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let mut n = 0;
+                for id in ids {
+                    let action = TaskAction::Ack {
+                        by: Some(by.clone()),
+                        note: Some("acknowledged all".into()),
+                    };
+                    if self.task_action(&id, action, now.wall).is_ok() {
+                        n += 1;
+                    }
+                }
+                self.count_result_replies.push((reply, Ok(n)));
             }
             Input::Reconfigure { cfg, reply } => {
                 self.reconfigure(cfg, now);
@@ -1328,6 +1360,7 @@ impl Engine {
             && self.agent_replies.is_empty()
             && self.count_replies.is_empty()
             && self.unit_replies.is_empty()
+            && self.count_result_replies.is_empty()
         {
             return;
         }
@@ -1366,6 +1399,9 @@ impl Engine {
                 for reply in self.unit_replies.drain(..) {
                     let _ = reply.send(());
                 }
+                for (reply, r) in self.count_result_replies.drain(..) {
+                    let _ = reply.send(r);
+                }
                 for e in change.events {
                     let _ = self.events_tx.send(Arc::new(e));
                 }
@@ -1384,6 +1420,9 @@ impl Engine {
                 // Dropping the senders tells the callers the write failed.
                 self.count_replies.clear();
                 self.unit_replies.clear();
+                for (reply, _) in self.count_result_replies.drain(..) {
+                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
+                }
             }
         }
     }

@@ -252,3 +252,36 @@ async fn bad_commands_get_errors_and_change_nothing() {
         );
     }
 }
+
+/// The dashboard button (Home Assistant's "Acknowledge all escalations") acknowledges every overdue task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ack_all_button_acknowledges_every_overdue_task() {
+    let env = Env::start(DaemonOptions {
+        ring_timeout: "300ms".into(),
+        callback_due: "1s".into(),
+        ..DaemonOptions::default()
+    })
+    .await;
+    let c = commander(env.broker.port()).await;
+    env.modem.caller_id(Some("13700000001"), Some("LATE")).await;
+    env.modem.ring().await;
+    let escalated = env
+        .watch
+        .wait_event(TOPIC_TASK, "task.escalated", STEP, |e| {
+            e["type"] == "task.escalated"
+        })
+        .await;
+    let id = escalated["task"]["id"].as_str().unwrap().to_string();
+    send(&c, "linekeeper/hq/cmd/button", "ack_all").await;
+    let r = result(&env, "button:ack_all").await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["acknowledged"].as_u64()),
+        (Some(true), Some(1)),
+        "{r}"
+    );
+    let task = env.daemon.get(&format!("/api/tasks/{id}")).json();
+    assert_eq!(task["acknowledged_by"], "dashboard", "{task}");
+    send(&c, "linekeeper/hq/cmd/button", "explode").await;
+    let r = result(&env, "button:explode").await;
+    assert_eq!(r["ok"], false, "{r}");
+}
