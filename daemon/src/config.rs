@@ -11,9 +11,37 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
+/// Reads a duration string, and explains that a bare number needs quotes and a unit.
+fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration in quotes, like \"7s\" or \"24h\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "`{v}` needs quotes and a unit, e.g. \"{v}s\" (or \"0\" / \"off\" where allowed)"
+            )))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            self.visit_i64(v as i64)
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "`{v}` needs quotes and a unit, e.g. \"{v}s\""
+            )))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = duration_text(d)?;
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
             .map_err(|e| {
@@ -262,7 +290,7 @@ pub struct OptDuration(pub Option<Duration>);
 
 impl<'de> Deserialize<'de> for OptDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = duration_text(d)?;
         let t = s.trim();
         if t.eq_ignore_ascii_case("off") || t == "0" {
             return Ok(OptDuration(None));
@@ -702,10 +730,20 @@ fn toml_problems(text: &str, first: toml::de::Error) -> Vec<Problem> {
     let mut doc: toml::Value = match text.parse() {
         Ok(v) => v,
         Err(e) => {
+            let at = e
+                .span()
+                .map(|sp| {
+                    let before = &text[..sp.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            let msg = e.message().trim().replace('\n', " ");
             return vec![Problem {
                 key: "(file)".into(),
-                message: format!("not valid TOML: {}", e.message().trim()),
-            }]
+                message: format!("not valid TOML: {at}{msg}"),
+            }];
         }
     };
     let mut problems = Vec::new();
@@ -728,6 +766,10 @@ fn toml_problems(text: &str, first: toml::de::Error) -> Vec<Problem> {
         let message = match &unknown {
             Some(_) => {
                 let expected = msg.split("expected").nth(1).map(str::trim).unwrap_or("");
+                let expected = expected
+                    .strip_prefix("one of")
+                    .map(str::trim)
+                    .unwrap_or(expected);
                 format!("unknown key (expected one of {expected})")
             }
             None => msg,
@@ -917,10 +959,31 @@ listen = "nowhere"
     }
 
     #[test]
-    fn broken_toml_is_one_clear_problem() {
-        let problems = Config::parse("[site\nid=").unwrap_err();
+    fn broken_toml_is_one_clear_problem_with_its_place() {
+        let problems = Config::parse("[site]\nid = \"hq\nname = 1\n").unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].message.contains("not valid TOML"));
+        let m = &problems[0].message;
+        assert!(m.starts_with("not valid TOML: line 2, column"), "{m}");
+        assert!(!m.contains('\n'), "one problem, one line: {m}");
+    }
+
+    #[test]
+    fn a_bare_number_for_a_duration_says_how_to_write_it() {
+        let problems = Config::parse(&format!("{MIN}ring_timeout = 7\n")).unwrap_err();
+        assert_eq!(problems[0].key, "line[0].ring_timeout");
+        assert!(
+            problems[0].message.contains("\"7s\""),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn unknown_keys_list_what_is_expected_once() {
+        let problems = Config::parse(&format!("{MIN}speed = 1\n")).unwrap_err();
+        let m = &problems[0].message;
+        assert!(m.starts_with("unknown key (expected one of `id`"), "{m}");
+        assert!(!m.contains("one of one of"), "{m}");
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub enum Request {
 pub enum ControlError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Report(#[from] crate::reporting::ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("output failed: {0}")]
@@ -108,7 +110,9 @@ pub fn execute(
                 .as_deref()
                 .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
                 .transpose()
-                .map_err(|_| ControlError::Usage("--date must be YYYY-MM-DD".into()))?;
+                .map_err(|e| {
+                    ControlError::Usage(format!("--date is not a valid date YYYY-MM-DD: {e}"))
+                })?;
             let (r, _) =
                 crate::reporting::find_or_build(store, cfg, *kind, date, chrono::Utc::now())?;
             match format {
@@ -314,7 +318,10 @@ fn remote(store_path: &Path, req: &Request, out: &mut dyn Write) -> Result<(), C
     let mut status = String::new();
     r.read_line(&mut status).map_err(sock_err)?;
     match status.trim_end().strip_prefix("error: ") {
-        Some(msg) => Err(ControlError::Remote(msg.to_string())),
+        Some(msg) => Err(match msg.strip_prefix("usage: ") {
+            Some(usage) => ControlError::Usage(usage.to_string()),
+            None => ControlError::Remote(msg.to_string()),
+        }),
         None if status.trim_end() == "ok" => {
             std::io::copy(&mut r.take(u64::MAX), out)?;
             Ok(())
@@ -357,6 +364,9 @@ pub async fn serve(
                     let mut body = b"ok\n".to_vec();
                     match execute(&store, &cfg, &req, &mut body) {
                         Ok(()) => body,
+                        Err(e @ ControlError::Usage(_)) => {
+                            format!("error: usage: {e}\n").into_bytes()
+                        }
                         Err(e) => format!("error: {e}\n").into_bytes(),
                     }
                 })

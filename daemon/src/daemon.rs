@@ -30,10 +30,10 @@ const KEEP_WITHOUT_MQTT: u64 = 10_000;
 pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr} (web.listen): {source}; is another program using the port?")]
+    #[error("cannot listen on {addr} (web.listen): {reason}; is another program using the port?")]
     Listen {
         addr: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 }
 
@@ -167,7 +167,11 @@ impl Parts {
         for (id, (line, task)) in std::mem::take(&mut self.lines) {
             match new.lines.iter().find(|l| l.id == id) {
                 Some(l) if same_link(l, &line) => {
-                    self.lines.insert(id, (line, task));
+                    if l.ring_timeout != line.ring_timeout || l.answer_detect != line.answer_detect
+                    {
+                        changed.push(format!("line {id}: ring_timeout / answer_detect applied"));
+                    }
+                    self.lines.insert(id, (l.clone(), task));
                 }
                 Some(_) => {
                     task.abort();
@@ -289,15 +293,15 @@ pub async fn run(
 
     let listener = tokio::net::TcpListener::bind(&cfg.web.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|reason| DaemonError::Listen {
             addr: cfg.web.listen.clone(),
-            source,
+            reason,
         })?;
     let addr = listener
         .local_addr()
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|reason| DaemonError::Listen {
             addr: cfg.web.listen.clone(),
-            source,
+            reason,
         })?;
     info!(%addr, "web server listening");
     if let Some(ready) = opts.ready.take() {

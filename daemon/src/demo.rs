@@ -95,6 +95,12 @@ reconnect_max = "30s"
 listen = "{listen}"
 [policy]
 callback_due = "24h"
+[[agent]]
+id = "alice"
+name = "Alice Wang"
+[[agent]]
+id = "bob"
+name = "Bob Li"
 "#,
         store = store.display(),
         host = o.mqtt_host,

@@ -1102,11 +1102,7 @@ impl Engine {
     ) -> Result<AgentState, ActionError> {
         let current = self
             .agent(id)
-            .ok_or_else(|| {
-                ActionError::NotFound(format!(
-                    "agent {id} (agents are listed in the configuration)"
-                ))
-            })?
+            .ok_or_else(|| ActionError::UnknownAgent(id.to_string()))?
             .state;
         let target = match (action, current) {
             (AgentAction::SignIn | AgentAction::Available, AgentStatus::OnCall) => {
@@ -1130,7 +1126,7 @@ impl Engine {
         }
         info!(agent = id, ?action, "agent");
         self.set_agent(id, target, call, now)
-            .ok_or_else(|| ActionError::NotFound(id.to_string()))
+            .ok_or_else(|| ActionError::UnknownAgent(id.to_string()))
     }
 
     /// Records a sign-in; the agent's first since the running shift started is late (report only).

@@ -48,6 +48,7 @@ enum Command {
         /// MQTT broker used when it answers.
         #[arg(long, default_value = "127.0.0.1")]
         mqtt_host: String,
+        /// Port of that MQTT broker.
         #[arg(long, default_value_t = 1883)]
         mqtt_port: u16,
         /// Play the simulated calls this many times faster.
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
             speed,
         } => {
             if !(speed > 0.0 && speed <= 1000.0) {
-                eprintln!("--speed must be between 0 and 1000");
+                eprintln!("--speed must be more than 0 and at most 1000");
                 return ExitCode::from(2);
             }
             init_logging();

@@ -98,20 +98,61 @@ pub fn find_or_build(
     kind: ReportKind,
     date: Option<NaiveDate>,
     now: Time,
-) -> Result<(Report, bool), StoreError> {
+) -> Result<(Report, bool), ReportError> {
     let tz = cfg.timezone();
     if kind == ReportKind::Shift {
         let prefix = key(kind, "");
-        let date = date.map(|d| d.to_string());
+        let date_s = date.map(|d| d.to_string());
         let found = store
             .records_with_prefix::<Report>(&prefix)?
             .into_iter()
             .rev()
             .map(|(_, r)| r)
-            .find(|r| date.as_ref().is_none_or(|d| r.label.ends_with(d.as_str())));
+            .find(|r| {
+                date_s
+                    .as_ref()
+                    .is_none_or(|d| r.label.ends_with(d.as_str()))
+            });
         if let Some(r) = found {
             return Ok((r, false));
         }
+        // None stored yet: the shift that started last (on `date`, if given) up to its end or now.
+        let cal = BusinessCalendar::new(tz, cfg.hours.as_ref(), &cfg.shifts)
+            .unwrap_or_else(|_| BusinessCalendar::always_open(tz));
+        let days: Vec<NaiveDate> = match date {
+            Some(d) => vec![d],
+            None => {
+                let today = now.with_timezone(&tz).date_naive();
+                vec![today, today.pred_opt().unwrap_or(today)]
+            }
+        };
+        let latest = days
+            .iter()
+            .flat_map(|d| cal.shifts().iter().map(move |s| (*d, s)))
+            .filter_map(|(d, s)| {
+                let from = local_midnight(tz, d)? + (s.start - chrono::NaiveTime::MIN);
+                let end_day = if s.crosses_midnight() {
+                    d.succ_opt()?
+                } else {
+                    d
+                };
+                let to = local_midnight(tz, end_day)? + (s.end - chrono::NaiveTime::MIN);
+                (from <= now).then_some((from, to, s.name.clone(), d))
+            })
+            .max_by_key(|(from, ..)| *from);
+        let Some((from, to, name, d)) = latest else {
+            return Err(ReportError::NoShift);
+        };
+        let r = generate_span(
+            store,
+            cfg,
+            kind,
+            format!("{name} {d}"),
+            from,
+            to.min(now).max(from),
+            now,
+        )?;
+        return Ok((r, to > now));
     }
     let date = date.unwrap_or_else(|| now.with_timezone(&tz).date_naive());
     let label = report::label(kind, date);
@@ -121,6 +162,14 @@ pub fn find_or_build(
     let r = generate(store, cfg, kind, date, now)?;
     let partial = r.to > now;
     Ok((r, partial))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no shift report: no [[shift]] is configured, or none had started on that date")]
+    NoShift,
 }
 
 /// A report that is due.
@@ -516,6 +565,26 @@ mod tests {
         );
         let csv = report::parse_csv(&report::to_csv(&r)).unwrap();
         assert_eq!(csv["agent:alice"].late_signins, 1, "in the CSV too");
+    }
+
+    #[test]
+    fn a_shift_report_asked_for_before_any_is_stored_covers_the_running_shift() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let c = cfg("[[shift]]\nname = \"day\"\nstart = \"08:00\"\nend = \"17:00\"\n");
+        let now = utc(2026, 11, 24, 2, 0); // 10:00 local
+        let (r, partial) = find_or_build(&store, &c, ReportKind::Shift, None, now).unwrap();
+        assert_eq!(r.label, "day 2026-11-24");
+        assert_eq!((r.from, r.to), (utc(2026, 11, 24, 0, 0), now));
+        assert!(partial, "the shift is still running");
+        let (r, partial) =
+            find_or_build(&store, &c, ReportKind::Shift, Some(date(2026, 11, 23)), now).unwrap();
+        assert_eq!(
+            (r.label.as_str(), r.to, partial),
+            ("day 2026-11-23", utc(2026, 11, 23, 9, 0), false)
+        );
+        let none = find_or_build(&store, &cfg(""), ReportKind::Shift, None, now).unwrap_err();
+        assert!(matches!(none, ReportError::NoShift), "{none}");
     }
 
     #[test]

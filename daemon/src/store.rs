@@ -21,8 +21,8 @@ pub enum StoreError {
         "the store at {path} is in use by another linekeeper process (is the daemon running?)"
     )]
     Locked { path: PathBuf },
-    #[error("the store at {path} cannot be opened: {source}; check the path and its permissions")]
-    Open { path: PathBuf, source: sled::Error },
+    #[error("the store at {path} cannot be opened: {reason}; check the path and its permissions")]
+    Open { path: PathBuf, reason: sled::Error },
     #[error("store write failed: {0}; check free disk space and the disk's health")]
     Write(String),
     #[error("store read failed: {0}")]
@@ -100,7 +100,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
-            source: e.into(),
+            reason: e.into(),
         })?;
         let db = sled::Config::new()
             .path(path.join("db"))
@@ -116,7 +116,7 @@ impl Store {
                 } else {
                     StoreError::Open {
                         path: path.to_path_buf(),
-                        source,
+                        reason: source,
                     }
                 }
             })?;

@@ -359,6 +359,8 @@ pub enum Effect {
 pub enum ActionError {
     #[error("no task with id {0}")]
     NotFound(String),
+    #[error("no agent `{0}`; agents are listed in the configuration ([[agent]])")]
+    UnknownAgent(String),
     #[error("task {id} is already {state}")]
     NotOpen { id: String, state: String },
     #[error("{action} does not apply to a {kind} task{hint}")]

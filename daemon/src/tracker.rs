@@ -183,7 +183,10 @@ impl CallTracker {
             LineInput::Name(name) => {
                 let a = self.ensure_active(now, Direction::In);
                 let name = name.trim().to_string();
-                a.call.name = if name.is_empty() { None } else { Some(name) };
+                // "O" (out of area) and "P" (private) are the exchange saying there is no name.
+                let none =
+                    name.is_empty() || matches!(name.to_ascii_uppercase().as_str(), "O" | "P");
+                a.call.name = if none { None } else { Some(name) };
                 a.has_name = true;
                 Self::cid_arrived(a, now, &mut out);
             }

@@ -110,7 +110,9 @@ fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unau
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t)
         .map(str::trim);
     let ok = match token {
         Some(t) if !t.is_empty() => matches!(state.store.token(&auth::hash_token(t)), Ok(Some(_))),
@@ -300,7 +302,7 @@ async fn task(_: Authorized, State(s): State<AppState>, Path(id): Path<String>) 
 
 pub fn action_error_status(e: &ActionError) -> StatusCode {
     match e {
-        ActionError::NotFound(_) => StatusCode::NOT_FOUND,
+        ActionError::NotFound(_) | ActionError::UnknownAgent(_) => StatusCode::NOT_FOUND,
         ActionError::NotOpen { .. } => StatusCode::CONFLICT,
         ActionError::WrongKind { .. } | ActionError::Invalid(_) => StatusCode::BAD_REQUEST,
         ActionError::Store(_) | ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -341,10 +343,14 @@ async fn task_action(
     let action: TaskAction = match serde_json::from_value(serde_json::Value::Object(fields)) {
         Ok(a) => a,
         Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("`{action}`: {e} (actions: done, cancel, assign, ack, respond, resolve, followup_result, refer, supervisor_decision)"),
-            )
+            return error(StatusCode::BAD_REQUEST, {
+                let e = e.to_string();
+                if e.contains("expected one of") {
+                    format!("`{action}`: {e}")
+                } else {
+                    format!("`{action}`: {e} (actions: done, cancel, assign, ack, respond, resolve, followup_result, refer, supervisor_decision)")
+                }
+            })
         }
     };
     task_result(s.engine.task_action(&id, action).await)
@@ -562,6 +568,9 @@ async fn report_get(
     .await;
     let (r, partial) = match built {
         Ok(Ok(x)) => x,
+        Ok(Err(e @ reporting::ReportError::NoShift)) => {
+            return error(StatusCode::NOT_FOUND, e.to_string())
+        }
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -945,7 +954,10 @@ mod tests {
         assert!(actions[3].starts_with("reopened"));
         let (s, body) = send(&r.app, post(&format!("/api/tasks/{id}/explode"), t, "{}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert!(body["error"].as_str().unwrap().contains("actions:"));
+        assert!(
+            body["error"].as_str().unwrap().contains("expected one of"),
+            "{body}"
+        );
         let (s, _) = send(&r.app, post("/api/complaints", t, "{}")).await;
         assert_eq!(
             s,
