@@ -275,41 +275,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Calls in `[from_id, to_id)`, oldest first, decoded on `threads` threads (reports read whole months).
-    pub fn calls_between(
-        &self,
-        from_id: &str,
-        to_id: &str,
-        threads: usize,
-    ) -> Result<Vec<Call>, StoreError> {
-        let raw: Vec<(sled::IVec, sled::IVec)> = self
-            .calls
-            .range(from_id.as_bytes()..to_id.as_bytes())
-            .collect::<Result<_, _>>()?;
-        let threads = threads.clamp(1, 8);
-        let chunk = raw.len().div_ceil(threads).max(1);
-        let decode = |part: &[(sled::IVec, sled::IVec)]| -> Result<Vec<Call>, StoreError> {
-            part.iter()
-                .map(|(k, v)| Self::decode("calls", k, v))
-                .collect()
-        };
-        if threads == 1 || raw.len() < 2048 {
-            return decode(&raw);
+    /// Calls in `[from_id, to_id)`, oldest first.
+    pub fn calls_between(&self, from_id: &str, to_id: &str) -> Result<Vec<Call>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
+            let (k, v) = kv?;
+            out.push(Self::decode("calls", &k, &v)?);
         }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = raw
-                .chunks(chunk)
-                .map(|part| s.spawn(move || decode(part)))
-                .collect();
-            let mut out = Vec::with_capacity(raw.len());
-            for h in handles {
-                out.extend(
-                    h.join()
-                        .map_err(|_| StoreError::Write("a decoding thread panicked".into()))??,
-                );
-            }
-            Ok(out)
-        })
+        Ok(out)
     }
 
     /// Visits calls in `[from_id, to_id)`, oldest first.
@@ -596,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn calls_between_decodes_in_parallel_in_order() {
+    fn calls_between_is_a_time_range() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let t0 = Utc::now();
@@ -613,11 +586,10 @@ mod tests {
         .unwrap();
         let lo = id_floor(t0 + chrono::Duration::milliseconds(1000));
         let hi = id_floor(t0 + chrono::Duration::milliseconds(4000));
-        let one = s.calls_between(&lo, &hi, 1).unwrap();
-        let two = s.calls_between(&lo, &hi, 2).unwrap();
-        assert_eq!(one.len(), 3000);
-        assert_eq!(one, two, "same calls, same order");
-        assert_eq!(one[0].id, calls[1000].id);
+        let between = s.calls_between(&lo, &hi).unwrap();
+        assert_eq!(between.len(), 3000);
+        assert_eq!(between[0].id, calls[1000].id);
+        assert_eq!(between[2999].id, calls[3999].id);
     }
 
     #[test]
