@@ -221,6 +221,12 @@ impl EngineHandle {
     }
 }
 
+/// An open task's timer facts and the time of its entry in the engine's `timers`, if any.
+struct Scheduled {
+    facts: tasks::TimerFacts,
+    at: Option<Time>,
+}
+
 /// Today's figures for the queue summary (site-local day).
 #[derive(Debug, Default)]
 struct Today {
@@ -286,9 +292,8 @@ pub struct Engine {
     line_unsynced: HashMap<String, bool>,
     /// Each open task's next deadline timer (warning, deadline, escalation), by time; one per task.
     timers: BTreeSet<(Time, String)>,
-    timer_at: HashMap<String, Time>,
-    /// What the timers of each open task depend on.
-    timer_facts: HashMap<String, tasks::TimerFacts>,
+    /// For each open task, what its timers depend on and when its entry in `timers` is.
+    scheduled: HashMap<String, Scheduled>,
     policy: TaskPolicy,
     deadlines: Box<dyn DeadlineClock + Send>,
     /// Ringing calls not yet alerted for ringing long: line -> (call id, when to alert).
@@ -367,8 +372,7 @@ impl Engine {
             line_repeat: HashMap::new(),
             line_unsynced: HashMap::new(),
             timers: BTreeSet::new(),
-            timer_at: HashMap::new(),
-            timer_facts: HashMap::new(),
+            scheduled: HashMap::new(),
             policy,
             deadlines,
             ring_alerts: HashMap::new(),
@@ -478,11 +482,11 @@ impl Engine {
             }
         }
         let facts = tasks::TimerFacts::from(t);
-        if let Some((at, _)) = tasks::next_timer_for(&facts, &self.policy) {
+        let at = tasks::next_timer_for(&facts, &self.policy).map(|(at, _)| at);
+        if let Some(at) = at {
             self.timers.insert((at, t.id.clone()));
-            self.timer_at.insert(t.id.clone(), at);
         }
-        self.timer_facts.insert(t.id.clone(), facts);
+        self.scheduled.insert(t.id.clone(), Scheduled { facts, at });
     }
 
     /// Removes a task (as it was indexed) from the counts, the number index and the timers.
@@ -502,10 +506,9 @@ impl Engine {
                 self.open_followup.remove(n);
             }
         }
-        if let Some(at) = self.timer_at.remove(&t.id) {
+        if let Some(Scheduled { at: Some(at), .. }) = self.scheduled.remove(&t.id) {
             self.timers.remove(&(at, t.id.clone()));
         }
-        self.timer_facts.remove(&t.id);
     }
 
     fn local_date(&self, t: Time) -> NaiveDate {
@@ -633,9 +636,9 @@ impl Engine {
             }
             Input::AckAll { by, reply } => {
                 let ids: Vec<String> = self
-                    .timer_facts
+                    .scheduled
                     .iter()
-                    .filter(|(_, f)| f.overdue && !f.acknowledged)
+                    .filter(|(_, s)| s.facts.overdue && !s.facts.acknowledged)
                     .map(|(id, _)| id.clone())
                     .collect();
                 let mut n = 0;
@@ -714,7 +717,7 @@ impl Engine {
             }
             let Some(before) = self.load_task(&id) else {
                 self.timers.pop_first();
-                self.timer_at.remove(&id);
+                self.scheduled.remove(&id);
                 continue;
             };
             let mut task = before.clone();
@@ -923,19 +926,17 @@ impl Engine {
         }
         // Deadline timers depend on warn_before and escalate_every: recompute every open task's timer from the
         // facts kept in memory (no store reads, so a reload stays quick with 100,000 open tasks).
-        let timer_at: HashMap<String, Time> = self
-            .timer_facts
-            .iter()
-            .filter_map(|(id, f)| {
-                tasks::next_timer_for(f, &self.policy).map(|(at, _)| (id.clone(), at))
-            })
-            .collect();
+        for s in self.scheduled.values_mut() {
+            s.at = tasks::next_timer_for(&s.facts, &self.policy).map(|(at, _)| at);
+        }
         // Built in one go from sorted input (std bulk-builds a B-tree from a sorted sequence).
-        let mut sorted: Vec<(Time, String)> =
-            timer_at.iter().map(|(id, at)| (*at, id.clone())).collect();
+        let mut sorted: Vec<(Time, String)> = self
+            .scheduled
+            .iter()
+            .filter_map(|(id, s)| s.at.map(|at| (at, id.clone())))
+            .collect();
         sorted.sort_unstable();
         self.timers = sorted.into_iter().collect();
-        self.timer_at = timer_at;
         info!(
             open_tasks = self.open_count,
             "configuration applied; task timers recomputed"
