@@ -174,7 +174,12 @@ async fn play(mut modem: watch::Receiver<Option<SimModem>>, speed: f64) {
                 }
             };
             sim.wait_initialized().await;
-            info!(number = ?call.number, rings = call.rings, answered = call.talk.is_some(), "demo: incoming call");
+            info!(
+                number = call.number.unwrap_or("withheld"),
+                rings = call.rings,
+                answered = call.talk.is_some(),
+                "demo: incoming call"
+            );
             sim.ring().await;
             tokio::time::sleep(secs(0.5)).await;
             sim.caller_id(call.number, call.name).await;

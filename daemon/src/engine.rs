@@ -809,7 +809,7 @@ impl Engine {
                 _ => inc(&m.calls_unknown),
             }
             self.today.count(&call, &self.cfg.policy);
-            info!(call = %call.id, line = %call.line, outcome = ?call.outcome, rings = call.rings, "call ended");
+            info!(call = %call.id, line = %call.line, outcome = call.outcome.map(crate::model::Outcome::as_str).unwrap_or("none"), rings = call.rings, "call ended");
             self.record_call(kind, call.clone(), now);
             self.open_or_update_task(&call, now);
             self.vip_followup(&call, now);
@@ -1150,7 +1150,11 @@ impl Engine {
             late,
         };
         if late {
-            info!(agent = id, shift = ?rec.shift, "late sign-in");
+            info!(
+                agent = id,
+                shift = rec.shift.as_deref().unwrap_or("none"),
+                "late sign-in"
+            );
         }
         let key = format!(
             "signin/{}/{id}",
@@ -1264,7 +1268,7 @@ impl Engine {
             ));
         }
         let task = tasks::new_complaint(&req, call.as_ref(), &self.policy, &*self.deadlines, now);
-        info!(task = %task.id, severity = ?task.severity, "complaint opened");
+        info!(task = %task.id, major = task.severity == Some(Severity::Major), "complaint opened");
         if task.severity == Some(Severity::Major) {
             let msg = format!(
                 "major complaint {}: {}",

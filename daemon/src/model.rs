@@ -49,6 +49,17 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Missed => "missed",
+            Outcome::Unknown => "unknown",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Why a call has no number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
