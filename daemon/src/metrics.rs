@@ -17,6 +17,7 @@ pub struct Metrics {
     pub mqtt_acked_seq: AtomicU64,
     pub mqtt_connected: AtomicU64,
     pub mqtt_connects: AtomicU64,
+    pub mqtt_refused: AtomicU64,
     pub serial_bytes: AtomicU64,
     pub serial_lines: AtomicU64,
     pub serial_overlong: AtomicU64,
@@ -91,6 +92,11 @@ impl Metrics {
             "linekeeper_mqtt_connects_total",
             "Successful broker connections.",
             &self.mqtt_connects,
+        );
+        counter(
+            "linekeeper_mqtt_refused_total",
+            "Publishes the broker refused (its ACL).",
+            &self.mqtt_refused,
         );
         counter(
             "linekeeper_serial_bytes_total",

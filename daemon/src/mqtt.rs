@@ -13,13 +13,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, Event as MqttEvent, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
-};
+// MQTT 5, so that the broker's reasons come back: a publish its ACL denies is answered "not authorised" and logged.
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event as MqttEvent, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, Mqtt};
 use crate::discovery;
@@ -169,15 +170,16 @@ impl Uplink {
     fn options(&self) -> Result<MqttOptions, String> {
         let mut o = MqttOptions::new(&self.client_id, &self.mqtt.host, self.mqtt.port);
         o.set_keep_alive(self.mqtt.keep_alive.0);
-        o.set_clean_session(true);
-        o.set_inflight(WINDOW as u16 + 32);
+        o.set_clean_start(true);
+        o.set_outgoing_inflight_upper_limit(WINDOW as u16 + 32);
         o.set_request_channel_capacity(WINDOW * 2 + 64);
-        o.set_max_packet_size(256 * 1024, 256 * 1024);
+        o.set_max_packet_size(Some(256 * 1024));
         o.set_last_will(LastWill::new(
             format!("{}/status", self.prefix),
             "offline",
             QoS::AtLeastOnce,
             true,
+            None,
         ));
         if let Some(ca_file) = &self.mqtt.ca_file {
             let read = |key: &str, p: &std::path::Path| {
@@ -267,11 +269,19 @@ impl Uplink {
                         s.pump(&self.store, snap.last_seq, &self.metrics);
                     }
                     Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
-                        let tag = s.tags.pop_front().flatten();
-                        s.by_pkid.insert(pkid, tag);
+                        if let Some(tag) = s.tags.pop_front() {
+                            s.by_pkid.insert(pkid, tag);
+                        }
                     }
                     Ok(MqttEvent::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(Some(seq)) = s.by_pkid.remove(&ack.pkid) {
+                        let tag = s.by_pkid.remove(&ack.pkid);
+                        if !matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers) {
+                            // The event stays in the outbox and on the other outputs; this broker will not take it.
+                            let topic = tag.as_ref().map(|t| t.topic.as_str()).unwrap_or("?");
+                            error!(topic, reason = ?ack.reason, "the broker refused a publish (check its ACL for this box's user)");
+                            inc(&self.metrics.mqtt_refused);
+                        }
+                        if let Some(Tag { seq: Some(seq), .. }) = tag {
                             s.in_flight = s.in_flight.saturating_sub(1);
                             s.ack(seq, &self.store, &self.metrics);
                         }
@@ -283,7 +293,7 @@ impl Uplink {
                         s.pump(&self.store, last, &self.metrics);
                     }
                     Ok(MqttEvent::Incoming(Packet::Publish(p)))
-                        if p.topic == format!("{}/status", self.mqtt.discovery_prefix) =>
+                        if p.topic.as_ref() == format!("{}/status", self.mqtt.discovery_prefix).as_bytes() =>
                     {
                         if p.payload.as_ref() == b"online" {
                             info!("Home Assistant came online: sending discovery again");
@@ -293,8 +303,9 @@ impl Uplink {
                         }
                     }
                     // Our own answers on cmd/result come back through the cmd/+ subscription: not commands.
-                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if !p.topic.ends_with("/cmd/result") => {
-                        let verb = p.topic.strip_prefix(&format!("{}/cmd/", s.prefix)).unwrap_or("").to_string();
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if !p.topic.ends_with(b"/cmd/result") => {
+                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                        let verb = topic.strip_prefix(&format!("{}/cmd/", s.prefix)).unwrap_or("").to_string();
                         let engine = self.engine.clone();
                         let tx = answers_tx.clone();
                         let topic = format!("{}/cmd/result", s.prefix);
@@ -338,6 +349,12 @@ impl Uplink {
     }
 }
 
+/// What a QoS 1 publish carried: its topic, and the event `seq` if it was an event.
+struct Tag {
+    seq: Option<u64>,
+    topic: String,
+}
+
 /// One broker connection's bookkeeping.
 struct Session {
     client: AsyncClient,
@@ -346,8 +363,8 @@ struct Session {
     connected: bool,
     /// One entry per QoS 1 publish handed to rumqttc, in order: the event `seq` it carries, if any. rumqttc reports
     /// `Outgoing::Publish(pkid)` in the same order, which pairs each packet id with its event.
-    tags: VecDeque<Option<u64>>,
-    by_pkid: HashMap<u16, Option<u64>>,
+    tags: VecDeque<Tag>,
+    by_pkid: HashMap<u16, Tag>,
     /// Acknowledged events above the contiguous watermark.
     acked_above: BTreeSet<u64>,
     acked: u64,
@@ -372,7 +389,7 @@ impl Session {
             .try_publish(&topic, QoS::AtLeastOnce, retain, payload)
         {
             Ok(()) => {
-                self.tags.push_back(seq);
+                self.tags.push_back(Tag { seq, topic });
                 true
             }
             Err(e) => {

@@ -342,3 +342,84 @@ async fn tls_with_a_test_ca_and_a_client_certificate() {
     }
     daemon.assert_running("refused by the broker");
 }
+
+/// A broker ACL that denies one of the box's topics: the refusal is logged and counted, nothing crashes, and the
+/// events after it still flow (the outbox does not get stuck on the refused one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_the_acl_denies_is_logged_and_the_rest_flows() {
+    let passwd = passwd_file();
+    // Everything of the box's but its alert topic.
+    let acl = "user linekeeper\n\
+               topic readwrite linekeeper/hq/status\ntopic readwrite linekeeper/hq/line/#\n\
+               topic readwrite linekeeper/hq/queue\ntopic readwrite linekeeper/hq/events/#\n\
+               topic readwrite linekeeper/hq/cmd/#\ntopic readwrite linekeeper/hq/agent/#\n\
+               topic readwrite linekeeper/hq/report/#\n\
+               topic write homeassistant/device/linekeeper_hq/config\ntopic read homeassistant/status\n\
+               user dashboard\ntopic read linekeeper/#\n";
+    let broker = Mosquitto::launch_custom(
+        "allow_anonymous false\npassword_file {dir}/passwd\nacl_file {dir}/acl",
+        &[("passwd", &passwd), ("acl", acl)],
+    );
+    let pty = PtyPair::new();
+    let modem = open_modem(&pty).await;
+    let opts = DaemonOptions {
+        ring_timeout: "300ms".into(),
+        callback_due: "1s".into(),
+        ..DaemonOptions::default()
+    };
+    let mut daemon = Daemon::new(&opts, pty.daemon_side(), broker.port());
+    let pw = daemon.dir().join("mqtt-password");
+    std::fs::write(&pw, "box-secret\n").unwrap();
+    let text = std::fs::read_to_string(daemon.config_path())
+        .unwrap()
+        .replace(
+            "[mqtt]\n",
+            &format!(
+                "[mqtt]\nusername = \"linekeeper\"\npassword_file = \"{}\"\n",
+                pw.display()
+            ),
+        );
+    std::fs::write(daemon.config_path(), text).unwrap();
+    let (_dash, mut seen) = client(broker.port(), "dashboard", "dash-secret", "linekeeper/#").await;
+    daemon.start();
+    wait_modem_initialized(&modem).await;
+    daemon.wait_link("up");
+    // A missed call whose callback is due in 1 s: task.overdue (allowed) and alert.task_overdue (denied).
+    modem.caller_id(Some("13800000001"), Some("ACL")).await;
+    modem.ring().await;
+    next_matching(&mut seen, "linekeeper/hq/events/task", |p| {
+        p.contains("\"task.overdue\"")
+    })
+    .await;
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let log =
+            std::fs::read_to_string(daemon.dir().join("run-1.stderr.log")).unwrap_or_default();
+        if log.contains("the broker refused a publish") && log.contains("linekeeper/hq/alert") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused alert was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    modem.caller_id(Some("13800000002"), Some("AFTER")).await;
+    modem.ring().await;
+    next_matching(&mut seen, "linekeeper/hq/events/call", |p| {
+        p.contains("138****0002") && p.contains("call.ended")
+    })
+    .await;
+    let metrics = ureq::get(&daemon.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("linekeeper_mqtt_refused_total") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    daemon.assert_running("after the broker refused a publish");
+}
