@@ -434,10 +434,8 @@ impl Engine {
         let window = chrono::Duration::from_std(e.cfg.policy.repeat_window.0).unwrap_or_default();
         let mut last_call = HashMap::new();
         e.store
-            .for_each_call(&id_floor(now.wall - window), "~", |c| {
-                if let Some(n) = c.number {
-                    last_call.insert(n, c.started_at);
-                }
+            .for_each_call_number(&id_floor(now.wall - window), "~", |n, at| {
+                last_call.insert(n, at);
             })?;
         e.last_call = last_call;
         for t in e.store.open_tasks()? {

@@ -285,6 +285,29 @@ impl Store {
         Ok(out)
     }
 
+    /// Visits the number and start of the calls in `[from_id, to_id)` that have a number, oldest first. Reads only
+    /// those two fields (no allocation for the rest): the repeat-caller index is built from a week of calls at start.
+    pub fn for_each_call_number(
+        &self,
+        from_id: &str,
+        to_id: &str,
+        mut f: impl FnMut(String, Time),
+    ) -> Result<(), StoreError> {
+        #[derive(Deserialize)]
+        struct NumberAt {
+            number: Option<String>,
+            started_at: Time,
+        }
+        for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
+            let (k, v) = kv?;
+            let c: NumberAt = Self::decode("calls", &k, &v)?;
+            if let Some(n) = c.number {
+                f(n, c.started_at);
+            }
+        }
+        Ok(())
+    }
+
     /// Visits calls in `[from_id, to_id)`, oldest first.
     pub fn for_each_call(
         &self,
