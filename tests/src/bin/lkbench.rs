@@ -54,7 +54,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
 use linekeeper::model::{mask_number, new_id, Call, Direction, NumberStatus, Outcome};
 use linekeeper::store::{Change, Store};
-use linekeeper_e2e::{free_port, tail, target_dir, PtyPair};
+use linekeeper_e2e::{clock_ticks, free_port, machine, tail, target_dir, Machine, PtyPair};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -197,51 +197,6 @@ impl Options {
 // ---------------------------------------------------------------------------------------
 // The machine and /proc
 // ---------------------------------------------------------------------------------------
-
-struct Machine {
-    nproc: usize,
-    cpu_model: String,
-    kernel: String,
-    date: String,
-}
-
-fn machine() -> Machine {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    // x86 says "model name"; many ARM kernels only say "Hardware" or "Model".
-    let field = |key: &str| {
-        cpuinfo.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-    };
-    let cpu_model = field("model name")
-        .or_else(|| field("Model"))
-        .or_else(|| field("Hardware"))
-        .unwrap_or_else(|| "unknown".into());
-    Machine {
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model,
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        date: DateTime::<Utc>::from(SystemTime::now())
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
-    }
-}
-
-/// Clock ticks per second, the unit of utime and stime in /proc/PID/stat.
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
 
 /// utime + stime of a whole process (all its threads, including those that have exited), in
 /// seconds.

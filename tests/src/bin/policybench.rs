@@ -48,6 +48,7 @@ use linekeeper::report::{self, ReportKind};
 use linekeeper::reporting;
 use linekeeper::store::{Change, Store};
 use linekeeper::tasks;
+use linekeeper_e2e::{clock_ticks, machine, Machine};
 use serde_json::{json, Value};
 
 /// Runs of each timed operation.
@@ -143,38 +144,6 @@ impl Options {
 // The machine, /proc and getrusage
 // ---------------------------------------------------------------------------------------
 
-struct Machine {
-    nproc: usize,
-    cpu_model: String,
-    kernel: String,
-    date: String,
-}
-
-fn machine() -> Machine {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    // x86 says "model name"; many ARM kernels only say "Hardware" or "Model".
-    let field = |key: &str| {
-        cpuinfo.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-    };
-    let cpu_model = field("model name")
-        .or_else(|| field("Model"))
-        .or_else(|| field("Hardware"))
-        .unwrap_or_else(|| "unknown".into());
-    Machine {
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model,
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        date: wall_now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    }
-}
-
 fn wall_now() -> Time {
     DateTime::<Utc>::from(SystemTime::now())
 }
@@ -205,17 +174,6 @@ fn usage() -> Usage {
         cpu_s: secs(ru.ru_utime) + secs(ru.ru_stime),
         voluntary: ru.ru_nvcsw as u64,
         involuntary: ru.ru_nivcsw as u64,
-    }
-}
-
-/// Clock ticks per second, the unit of utime and stime in /proc/.../stat.
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
     }
 }
 
