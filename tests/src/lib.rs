@@ -1121,7 +1121,8 @@ impl MqttWatch {
         filter: String,
     ) -> MqttWatch {
         let mut opts = MqttOptions::new(client_id.clone(), "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5));
+        // Generous: a watcher on a loaded 2-core CI machine must not drop its session.
+        opts.set_keep_alive(Duration::from_secs(30));
         opts.set_clean_session(clean);
         opts.set_max_packet_size(4 * 1024 * 1024, 64 * 1024);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
@@ -1346,6 +1347,38 @@ impl MqttWatch {
                 if pred(&s.messages) {
                     return;
                 }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                panic!(
+                    "{}",
+                    self.report(&format!("timed out after {timeout:?} waiting for {what}"))
+                );
+            }
+        }
+    }
+
+    /// Waits until `found` returns true for some message. Each message is offered to
+    /// `found` once, in arrival order, so a long stream costs linear time (a predicate
+    /// over all messages on every arrival would be quadratic and could hold the lock long
+    /// enough to starve the watcher's keep-alive on a slow machine).
+    pub async fn wait_for_each<F>(&self, what: &str, timeout: Duration, mut found: F)
+    where
+        F: FnMut(&MqttMsg) -> bool,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.changed.clone();
+        let mut seen = 0;
+        loop {
+            rx.borrow_and_update();
+            let fresh: Vec<MqttMsg> = {
+                let s = self.state.lock().unwrap();
+                let fresh = s.messages[seen..].to_vec();
+                seen = s.messages.len();
+                fresh
+            };
+            if fresh.iter().any(&mut found) {
+                return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {

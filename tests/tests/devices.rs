@@ -179,16 +179,10 @@ async fn ten_thousand_events_queued_during_an_outage_all_arrive_in_order() {
     };
     env.broker.start();
     env.watch
-        .wait_until(
+        .wait_for_each(
             &format!("every event up to seq {last} on MQTT"),
-            Duration::from_secs(120),
-            |msgs| {
-                msgs.iter()
-                    .rev()
-                    .filter(|m| m.topic == TOPIC_CALL)
-                    .filter_map(|m| m.json())
-                    .any(|v| v["seq"].as_u64() == Some(last))
-            },
+            Duration::from_secs(240),
+            |m| m.topic == TOPIC_CALL && m.json().is_some_and(|v| v["seq"].as_u64() == Some(last)),
         )
         .await;
     let events: Vec<Value> = distinct_events(&env.watch.messages())
