@@ -168,7 +168,7 @@ fn default_baud() -> u32 {
     115_200
 }
 pub fn default_init() -> Vec<String> {
-    vec!["ATZ".into(), "AT+VCID=1|AT#CID=1".into()]
+    vec!["ATZ".into(), "AT+VCID=1|AT#CID=1".into(), "ATI".into()]
 }
 fn default_init_timeout() -> HumanDuration {
     dur(3)

@@ -50,6 +50,10 @@ pub enum Request {
         date: Option<String>,
         format: Format,
     },
+    /// Sets a new random web password for a user, to be changed at the next login.
+    Passwd {
+        user: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,29 @@ pub fn execute(
             }
             let token = crate::auth::create_token(store, name, chrono::Utc::now())?;
             writeln!(out, "{token}")?;
+        }
+        Request::Passwd { user } => {
+            let users = crate::accounts::users(store)?;
+            if !users.is_empty() && !users.iter().any(|u| &u.name == user) {
+                let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+                return Err(ControlError::Usage(format!(
+                    "no web user `{user}`; the users are: {}",
+                    names.join(", ")
+                )));
+            }
+            // With no users at all, this makes the first one, an admin.
+            let password = crate::accounts::reset_password(store, user, chrono::Utc::now())?;
+            crate::accounts::audit(
+                store,
+                &crate::accounts::AuditEntry {
+                    at: chrono::Utc::now(),
+                    user: "(shell)".into(),
+                    action: "user".into(),
+                    detail: format!("`linekeeper passwd {user}` set a new password"),
+                    from: None,
+                },
+            );
+            writeln!(out, "{password}")?;
         }
         Request::Export {
             what,
@@ -397,6 +424,35 @@ mod tests {
             "international numbers stay as they are"
         );
         assert_eq!(csv_field("张伟"), "张伟");
+    }
+
+    #[test]
+    fn passwd_resets_a_web_user_or_makes_the_first_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::parse(&format!(
+            "[site]\nid = \"hq\"\n[store]\npath = \"{}\"\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let run = |user: &str| {
+            let mut out = Vec::new();
+            run_request(&cfg, &Request::Passwd { user: user.into() }, &mut out)
+                .map(|_| String::from_utf8(out).unwrap().trim().to_string())
+        };
+        let first = run("tech").unwrap();
+        let again = run("tech").unwrap();
+        assert_ne!(first, again);
+        let err = run("nobody").unwrap_err().to_string();
+        assert!(
+            err.contains("no web user `nobody`") && err.contains("tech"),
+            "{err}"
+        );
+        let store = Store::open(dir.path()).unwrap();
+        let u = crate::accounts::user(&store, "tech").unwrap().unwrap();
+        assert_eq!(u.role, crate::accounts::Role::Admin);
+        assert!(u.must_change && crate::accounts::verify_password(&u.hash, &again));
+        let log = crate::accounts::audit_log(&store, None, 10).unwrap();
+        assert!(log.iter().any(|(_, e)| e.detail.contains("passwd tech")));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub ready: Option<oneshot::Sender<SocketAddr>>,
     /// The file to read again on a reload; none: reloads are refused.
     pub config_path: Option<PathBuf>,
+    /// Told the first web login's password when this start created it.
+    pub first_login: Option<oneshot::Sender<String>>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             openers: HashMap::new(),
             ready: None,
             config_path: None,
+            first_login: None,
         }
     }
 }
@@ -266,6 +269,21 @@ pub async fn run(
         "store opened"
     );
     let engine_task = tokio::spawn(engine.run());
+    match crate::accounts::ensure_admin(&store, chrono::Utc::now()) {
+        Ok(Some(password)) => {
+            warn!(
+                user = "admin",
+                password = %password,
+                "first start: web page login created; it must be changed at the first login (shown only now; \
+                 `linekeeper passwd admin` makes a new one)"
+            );
+            if let Some(tx) = opts.first_login.take() {
+                let _ = tx.send(password);
+            }
+        }
+        Ok(None) => {}
+        Err(e) => error!(error = %e, "could not create the first web login"),
+    }
 
     let (mqtt_state_tx, mqtt_state) = watch::channel(LinkState::Disabled);
     let mut parts = Parts {
@@ -331,9 +349,17 @@ pub async fn run(
         metrics,
         mqtt: mqtt_state,
         reloader: Reloader(reload_tx.clone()),
+        ui: std::sync::Arc::new(crate::ui::UiState {
+            config_path: opts.config_path.clone(),
+            ..Default::default()
+        }),
     });
     let (stop_tx, mut web_stop) = watch::channel(false);
-    let web = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let web = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = web_stop.wait_for(|s| *s).await;
     });
     let web_task = tokio::spawn(async move {

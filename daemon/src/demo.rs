@@ -69,7 +69,7 @@ const SCRIPT: &[DemoCall] = &[
     },
 ];
 
-fn demo_config(o: &DemoOptions, store: &std::path::Path) -> Config {
+fn demo_config(o: &DemoOptions, store: &std::path::Path) -> (Config, String) {
     let ring_timeout_ms = (5000.0 / o.speed).max(200.0) as u64;
     let text = format!(
         r#"
@@ -108,18 +108,29 @@ name = "Bob Li"
         listen = o.listen,
     );
     // The embedded default is ours; a failure here is a bug, reported as such.
-    Config::parse(&text).unwrap_or_else(|p| panic!("demo config invalid: {p:?}"))
+    let cfg = Config::parse(&text).unwrap_or_else(|p| panic!("demo config invalid: {p:?}"));
+    (cfg, text)
 }
 
 pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("linekeeper-demo-")
         .tempdir()?;
-    let cfg = demo_config(&o, dir.path());
-    let token = {
+    let (cfg, cfg_text) = demo_config(&o, dir.path());
+    let (token, password) = {
         let store = crate::store::Store::open(dir.path())?;
-        crate::auth::create_token(&store, "demo", chrono::Utc::now())?
+        let now = chrono::Utc::now();
+        // A throwaway store: the demo's admin login need not be changed first.
+        let password = crate::accounts::reset_password(&store, "admin", now)?;
+        if let Some(mut u) = crate::accounts::user(&store, "admin")? {
+            u.must_change = false;
+            crate::accounts::put_user(&store, &u)?;
+        }
+        (crate::auth::create_token(&store, "demo", now)?, password)
     };
+    // The configuration page edits this file; reloads read it.
+    let config_path = dir.path().join("linekeeper.toml");
+    std::fs::write(&config_path, cfg_text)?;
 
     // Every (re)open of the line makes a fresh in-memory serial link with a simulated modem on its far end.
     let (modem_tx, modem_rx) = watch::channel::<Option<SimModem>>(None);
@@ -132,6 +143,7 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
     let opts = RunOptions {
         openers: HashMap::from([("line1".to_string(), opener)]),
         ready: Some(ready_tx),
+        config_path: Some(config_path),
         ..Default::default()
     };
     let speed = o.speed;
@@ -140,7 +152,7 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         if let Ok(addr) = ready_rx.await {
             println!(
                 "\nlinekeeper demo is running: a simulated caller-ID modem plays calls into line1.\n\
-                 \n  web page   http://{addr}/\
+                 \n  web page   http://{addr}/   login: admin / {password}\
                  \n  API token  {token}\
                  \n  try        curl -H 'Authorization: Bearer {token}' http://{addr}/api/calls\
                  \n             curl -H 'Authorization: Bearer {token}' http://{addr}/api/tasks\

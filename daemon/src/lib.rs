@@ -1,6 +1,7 @@
 //! linekeeper: a contact-center appliance daemon. Line adapters (a caller-ID modem) feed the engine, which keeps the
 //! call log and callback tasks in the store and publishes events to MQTT and to the web API.
 
+pub mod accounts;
 pub mod auth;
 pub mod calendar;
 pub mod clock;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod diag;
 pub mod directory;
 pub mod discovery;
 pub mod engine;
@@ -22,4 +24,5 @@ pub mod reporting;
 pub mod store;
 pub mod tasks;
 pub mod tracker;
+pub mod ui;
 pub mod web;

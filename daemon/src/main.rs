@@ -68,6 +68,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Set a new random password for a web page user (printed once; it must be changed at the next login).
+    /// Signs that user out. With no users yet, creates USER as an admin.
+    Passwd {
+        user: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -217,6 +224,7 @@ fn main() -> ExitCode {
         Command::Token {
             action: TokenAction::Create { name, config },
         } => control_command(&config, &Request::TokenCreate { name }),
+        Command::Passwd { user, config } => control_command(&config, &Request::Passwd { user }),
         Command::Report {
             kind,
             date,

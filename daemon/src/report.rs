@@ -170,6 +170,22 @@ pub struct Report {
     pub per_agent: BTreeMap<String, Kpis>,
     /// Incoming calls of the period by the local hour of `started_at`.
     pub calls_by_hour: [u64; 24],
+    /// Figures per local day of the period (for the charts of the web page), keyed `YYYY-MM-DD`.
+    #[serde(default)]
+    pub per_day: BTreeMap<String, DayFigures>,
+}
+
+/// One local day's figures: the service level as for `Kpis`, and the tasks opened and closed that day.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayFigures {
+    pub offered: u64,
+    pub answered: u64,
+    pub answered_within_target: u64,
+    /// Calls whose outcome is known, without short abandons: the service level's denominator.
+    pub known: u64,
+    pub service_level_pct: Option<f64>,
+    pub tasks_opened: u64,
+    pub tasks_closed: u64,
 }
 
 /// The KPIs of one scope; the module documentation defines each.
@@ -404,6 +420,8 @@ pub fn build(
     let mut lines: BTreeMap<&str, Acc> = BTreeMap::new();
     let mut agents: BTreeMap<&str, Acc> = BTreeMap::new();
     let mut calls_by_hour = [0u64; 24];
+    let mut per_day: BTreeMap<String, DayFigures> = BTreeMap::new();
+    let day_of = |t: Time| t.with_timezone(&p.tz).format("%Y-%m-%d").to_string();
     for c in calls {
         if !line_of.is_empty() {
             if let Some(slot) = line_of.get_mut(c.id.as_str()) {
@@ -414,6 +432,19 @@ pub fn build(
             continue;
         }
         calls_by_hour[c.started_at.with_timezone(&p.tz).hour() as usize] += 1;
+        let day = per_day.entry(day_of(c.started_at)).or_default();
+        day.offered += 1;
+        match c.outcome {
+            Some(Outcome::Answered) => {
+                day.answered += 1;
+                day.known += 1;
+                if c.wait_s.is_some_and(|w| w <= target) {
+                    day.answered_within_target += 1;
+                }
+            }
+            Some(Outcome::Missed) if c.wait_s.unwrap_or(f64::MAX) >= short => day.known += 1,
+            _ => {}
+        }
         site_acc.add_call(c, target, short);
         lines
             .entry(c.line.as_str())
@@ -422,6 +453,20 @@ pub fn build(
         if let Some(a) = c.agent.as_deref().filter(|a| !a.is_empty()) {
             agents.entry(a).or_default().add_call(c, target, short);
         }
+    }
+    for t in tasks {
+        if in_period(t.created_at) {
+            per_day
+                .entry(day_of(t.created_at))
+                .or_default()
+                .tasks_opened += 1;
+        }
+        if let Some(closed) = t.closed_at.filter(|&c| in_period(c)) {
+            per_day.entry(day_of(closed)).or_default().tasks_closed += 1;
+        }
+    }
+    for d in per_day.values_mut() {
+        d.service_level_pct = pct(d.answered_within_target, d.known);
     }
     for t in period_tasks {
         site_acc.add_task(t, now);
@@ -453,6 +498,7 @@ pub fn build(
         per_line: finish(lines),
         per_agent: finish(agents),
         calls_by_hour,
+        per_day,
     }
 }
 
@@ -1181,6 +1227,59 @@ mod tests {
             d = d.succ_opt().unwrap();
         }
         assert_eq!(short_days, 1);
+    }
+
+    #[test]
+    fn per_day_figures_add_up_to_the_site_kpis() {
+        use Outcome::*;
+        let (from, to) = period(
+            ReportKind::Weekly,
+            date(2026, 11, 23),
+            chrono_tz::Asia::Shanghai,
+        );
+        let calls = vec![
+            call(
+                "a",
+                "L1",
+                None,
+                Answered,
+                3.0,
+                None,
+                utc(2026, 11, 23, 1, 0),
+            ), // Mon, in target
+            call(
+                "b",
+                "L1",
+                None,
+                Answered,
+                30.0,
+                None,
+                utc(2026, 11, 23, 2, 0),
+            ), // Mon, late
+            call("c", "L1", None, Missed, 20.0, None, utc(2026, 11, 24, 1, 0)), // Tue, counted
+            call("d", "L1", None, Missed, 1.0, None, utc(2026, 11, 24, 2, 0)), // Tue, short abandon
+        ];
+        let r = build(
+            ReportKind::Weekly,
+            "s",
+            "w".into(),
+            from,
+            to,
+            &calls,
+            &[],
+            &params(),
+            to,
+        );
+        let mon = &r.per_day["2026-11-23"];
+        assert_eq!((mon.offered, mon.answered, mon.known), (2, 2, 2));
+        assert_eq!(mon.service_level_pct, Some(50.0));
+        let tue = &r.per_day["2026-11-24"];
+        assert_eq!((tue.offered, tue.answered, tue.known), (2, 0, 1));
+        assert_eq!(tue.service_level_pct, Some(0.0));
+        let offered: u64 = r.per_day.values().map(|d| d.offered).sum();
+        let within: u64 = r.per_day.values().map(|d| d.answered_within_target).sum();
+        assert_eq!(offered, r.site_kpis.offered);
+        assert_eq!(within, r.site_kpis.answered_within_target);
     }
 
     #[test]

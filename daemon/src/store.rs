@@ -13,6 +13,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::model::{Call, Event, Task, Time};
 
+mod codec;
+
 pub const SCHEMA_VERSION: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct Store {
     meta: sled::Tree,
     tokens: sled::Tree,
     records: sled::Tree,
+    /// Web users (`user/{name}`) and the audit log (`audit/{ulid}`).
+    accounts: sled::Tree,
     path: PathBuf,
 }
 
@@ -130,6 +134,7 @@ impl Store {
             meta: tree("meta")?,
             tokens: tree("tokens")?,
             records: tree("records")?,
+            accounts: tree("accounts")?,
             db,
             path: path.to_path_buf(),
         };
@@ -197,7 +202,7 @@ impl Store {
                     };
                 }
                 for c in &change.calls {
-                    calls.insert(c.id.as_bytes(), json(c))?;
+                    calls.insert(c.id.as_bytes(), codec::encode_call(c))?;
                     if c.ended_at.is_none() {
                         open_calls.insert(c.id.as_bytes(), &[])?;
                     } else {
@@ -239,10 +244,19 @@ impl Store {
         })
     }
 
+    /// A record of the `calls` tree: binary, or JSON as written before (see `codec`).
+    fn decode_call(key: &[u8], v: &[u8]) -> Result<Call, StoreError> {
+        codec::decode_call(v).map_err(|source| StoreError::Corrupt {
+            tree: "calls",
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        })
+    }
+
     pub fn call(&self, id: &str) -> Result<Option<Call>, StoreError> {
         self.calls
             .get(id.as_bytes())?
-            .map(|v| Self::decode("calls", id.as_bytes(), &v))
+            .map(|v| Self::decode_call(id.as_bytes(), &v))
             .transpose()
     }
 
@@ -264,7 +278,7 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()).rev() {
             let (k, v) = kv?;
-            let c: Call = Self::decode("calls", &k, &v)?;
+            let c = Self::decode_call(&k, &v)?;
             if keep(&c) {
                 out.push(c);
                 if out.len() >= limit {
@@ -280,7 +294,7 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
             let (k, v) = kv?;
-            out.push(Self::decode("calls", &k, &v)?);
+            out.push(Self::decode_call(&k, &v)?);
         }
         Ok(out)
     }
@@ -293,16 +307,16 @@ impl Store {
         to_id: &str,
         mut f: impl FnMut(String, Time),
     ) -> Result<(), StoreError> {
-        #[derive(Deserialize)]
-        struct NumberAt {
-            number: Option<String>,
-            started_at: Time,
-        }
         for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
             let (k, v) = kv?;
-            let c: NumberAt = Self::decode("calls", &k, &v)?;
-            if let Some(n) = c.number {
-                f(n, c.started_at);
+            let (number, started_at) =
+                codec::decode_number_at(&v).map_err(|source| StoreError::Corrupt {
+                    tree: "calls",
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })?;
+            if let Some(n) = number {
+                f(n, started_at);
             }
         }
         Ok(())
@@ -317,7 +331,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         for kv in self.calls.range(from_id.as_bytes()..to_id.as_bytes()) {
             let (k, v) = kv?;
-            f(Self::decode("calls", &k, &v)?);
+            f(Self::decode_call(&k, &v)?);
         }
         Ok(())
     }
@@ -472,6 +486,75 @@ impl Store {
             .get(hash.as_bytes())?
             .map(|v| Self::decode("tokens", hash.as_bytes(), &v))
             .transpose()
+    }
+
+    /// Every API token: (hash, record), in hash order.
+    pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.tokens.iter() {
+            let (k, v) = kv?;
+            out.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                Self::decode("tokens", &k, &v)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Revokes the token with this hash; true when there was one.
+    pub fn delete_token(&self, hash: &str) -> Result<bool, StoreError> {
+        let old = self
+            .tokens
+            .remove(hash.as_bytes())
+            .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.flush()?;
+        Ok(old.is_some())
+    }
+
+    /// A document of the accounts tree (web users, audit entries), by key.
+    pub fn account<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.accounts
+            .get(key.as_bytes())?
+            .map(|v| Self::decode("accounts", key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Writes (or with `None` removes) a document of the accounts tree, flushed before it returns.
+    pub fn put_account<T: Serialize>(
+        &self,
+        key: &str,
+        value: Option<&T>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(v) => self.accounts.insert(key.as_bytes(), json(v)).map(|_| ()),
+            None => self.accounts.remove(key.as_bytes()).map(|_| ()),
+        }
+        .map_err(|e| StoreError::Write(e.to_string()))?;
+        self.flush()
+    }
+
+    /// Documents of the accounts tree under `prefix`, newest (highest key) first, at most `limit`, with keys
+    /// below `before` when it is given (paging).
+    pub fn accounts_newest_first<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let lo = prefix.as_bytes().to_vec();
+        let hi = match before {
+            Some(b) => format!("{prefix}{b}").into_bytes(),
+            None => format!("{prefix}\u{10ffff}").into_bytes(),
+        };
+        let mut out = Vec::new();
+        for kv in self.accounts.range(lo..hi).rev().take(limit) {
+            let (k, v) = kv?;
+            out.push((
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                Self::decode("accounts", &k, &v)?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Bytes on disk (for /metrics and health).

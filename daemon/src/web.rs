@@ -1,4 +1,5 @@
-//! HTTP: `/healthz`, `/metrics`, the JSON API with bearer tokens, server-sent events and a plain status page.
+//! HTTP: `/healthz`, `/metrics`, the JSON API with bearer tokens (or a web session), server-sent events; the web
+//! page itself is in [`crate::ui`].
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
@@ -38,11 +39,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub mqtt: watch::Receiver<LinkState>,
     pub reloader: Reloader,
+    /// Web page sessions, login lockout, the configuration file it edits.
+    pub ui: Arc<crate::ui::UiState>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(status_page))
+        .merge(crate::ui::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/calls", get(calls))
@@ -102,11 +105,41 @@ impl FromRequestParts<AppState> for Authorized {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        check_token(&parts.headers, state)
+        if token_ok(&parts.headers, state) {
+            return Ok(Authorized);
+        }
+        // A signed-in browser: reads need only the session; changes also the session's CSRF token in
+        // `X-CSRF-Token` and a same-origin request.
+        if let Some((_, session)) = crate::ui::session_of(&parts.headers, state) {
+            let safe = matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            let csrf_ok = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                == Some(session.csrf.as_str());
+            if !session.must_change && (safe || (csrf_ok && crate::ui::same_origin(&parts.headers)))
+            {
+                return Ok(Authorized);
+            }
+        }
+        inc(&state.metrics.http_unauthorized);
+        Err(Unauthorized)
     }
 }
 
 fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unauthorized> {
+    if token_ok(headers, state) {
+        Ok(Authorized)
+    } else {
+        inc(&state.metrics.http_unauthorized);
+        Err(Unauthorized)
+    }
+}
+
+fn token_ok(headers: &HeaderMap, state: &AppState) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -114,15 +147,9 @@ fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unau
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t)
         .map(str::trim);
-    let ok = match token {
+    match token {
         Some(t) if !t.is_empty() => matches!(state.store.token(&auth::hash_token(t)), Ok(Some(_))),
         _ => false,
-    };
-    if ok {
-        Ok(Authorized)
-    } else {
-        inc(&state.metrics.http_unauthorized);
-        Err(Unauthorized)
     }
 }
 
@@ -690,56 +717,6 @@ fn event_stream(
     )
 }
 
-async fn status_page(State(s): State<AppState>) -> Html<String> {
-    let snap = s.engine.snapshot.borrow().clone();
-    let site_name = {
-        let cfg = s.cfg.borrow();
-        if cfg.site.name.is_empty() {
-            cfg.site.id.clone()
-        } else {
-            cfg.site.name.clone()
-        }
-    };
-    let esc = |t: &str| {
-        t.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    let mut rows = String::new();
-    for l in &snap.lines {
-        let l = l.masked();
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td class=\"{:?}\">{:?}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&l.line),
-            l.state,
-            l.state,
-            l.since.with_timezone(&s.cfg.borrow().timezone()).format("%Y-%m-%d %H:%M:%S"),
-            esc(l.number.as_deref().unwrap_or("")),
-            esc(l.name.as_deref().unwrap_or("")),
-            esc(l.reason.as_deref().unwrap_or("")),
-        ));
-    }
-    let q = &snap.queue;
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_else(|| "–".into());
-    Html(format!(
-        include_str!("status.html"),
-        site = esc(&site_name),
-        rows = rows,
-        ringing = q.ringing,
-        open = q.open_tasks,
-        overdue = q.overdue_tasks,
-        offered = q.offered,
-        answered = q.answered,
-        missed = q.missed,
-        unknown = q.unknown,
-        sl = opt(q.service_level_pct),
-        asa = opt(q.asa_s),
-        mqtt = esc(&s.mqtt.borrow().label()),
-        version = env!("CARGO_PKG_VERSION"),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,6 +754,7 @@ mod tests {
             engine: handle,
             metrics,
             mqtt,
+            ui: Arc::new(crate::ui::UiState::default()),
         });
         Rig {
             app,
@@ -839,18 +817,10 @@ mod tests {
         let text =
             String::from_utf8(m.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
         assert!(text.contains("linekeeper_lines 1"), "{text}");
+        // The web page itself needs a login: `/` sends the browser to it.
         let page = r.app.clone().oneshot(get("/", None)).await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        let html = String::from_utf8(
-            page.into_body()
-                .collect()
-                .await
-                .unwrap()
-                .to_bytes()
-                .to_vec(),
-        )
-        .unwrap();
-        assert!(html.contains("<td>line1</td>"), "{html}");
+        assert_eq!(page.status(), StatusCode::SEE_OTHER);
+        assert_eq!(page.headers()["location"], "/login");
     }
 
     fn post(uri: &str, token: &str, body: &str) -> Request<Body> {

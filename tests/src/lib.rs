@@ -549,7 +549,7 @@ id = "{LINE}"
 kind = "modem"
 device = "{device}"
 baud = 115200
-init = ["ATZ", "AT+VCID=1|AT#CID=1"]
+init = ["ATZ", "AT+VCID=1|AT#CID=1", "ATI"]
 init_timeout = "{init_timeout}"
 ring_timeout = "{ring_timeout}"
 answer_detect = {answer_detect}
@@ -1731,5 +1731,81 @@ pub fn clock_ticks() -> f64 {
         t as f64
     } else {
         100.0
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The daemon's log: the web page's first-start password
+// ---------------------------------------------------------------------------------------
+
+/// `s` without ANSI escape sequences (`ESC [ ... letter`), as a log written with colours reads in plain text.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first `password=XXXX` (XXXX alphanumeric) in a log.
+pub fn logged_password(log: &str) -> Option<String> {
+    let log = strip_ansi(log);
+    log.match_indices("password=").find_map(|(i, key)| {
+        let value: String = log[i + key.len()..]
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        (!value.is_empty()).then_some(value)
+    })
+}
+
+impl Daemon {
+    /// The stdout and stderr of every run so far, in order.
+    pub fn log_text(&self) -> String {
+        let mut text = String::new();
+        for start in 1..=self.starts {
+            let (out, err) = self.log_paths(start);
+            for path in [out, err] {
+                if let Ok(bytes) = fs::read(&path) {
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        text
+    }
+
+    /// The web user's first-start password, from the line with `password=XXXX` the daemon logs on
+    /// its first start; waits up to `LONG` for it.
+    pub fn wait_logged_password(&mut self) -> String {
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(password) = logged_password(&self.log_text()) {
+                return password;
+            }
+            self.assert_running("while waiting for it to log the first-start web password");
+            if Instant::now() > deadline {
+                self.print_logs();
+                let text = strip_ansi(&self.log_text());
+                let mentions: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.to_ascii_lowercase().contains("password"))
+                    .collect();
+                panic!(
+                    "the daemon logged no `password=XXXX` (XXXX alphanumeric) within {LONG:?}; \
+                     its log lines that mention a password: {mentions:#?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

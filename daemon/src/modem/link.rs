@@ -131,6 +131,8 @@ impl ModemLink {
         let mut buf = [0u8; 512];
         let mut lines: Vec<Vec<u8>> = Vec::new();
         let mut budget = LogBudget::new();
+        // The modem's answer to an identification command (ATI...) of the init sequence.
+        let mut ident: Vec<String> = Vec::new();
         loop {
             let n = match deadline {
                 Some(d) => tokio::select! {
@@ -161,6 +163,7 @@ impl ModemLink {
             }
             for raw in lines.drain(..) {
                 inc(&self.metrics.serial_lines);
+                crate::diag::raw(&id, &raw, chrono::Utc::now());
                 let parsed = parse_line(&raw);
                 match &parsed {
                     ModemLine::Ok if deadline.is_some() => init_reply = Some(true),
@@ -168,6 +171,13 @@ impl ModemLink {
                     _ => {}
                 }
                 if let ModemLine::Other(text) = &parsed {
+                    let identifying = deadline.is_some()
+                        && init
+                            .current()
+                            .is_some_and(|c| c.to_ascii_uppercase().starts_with("ATI"));
+                    if identifying && ident.len() < 8 {
+                        ident.push(text.trim().to_string());
+                    }
                     if budget.allow(&id) {
                         info!(line = %id, text = %text, "modem says");
                     }
@@ -180,6 +190,10 @@ impl ModemLink {
             }
             if let Some(ok) = init_reply {
                 let cmd = init.current().unwrap_or_default().to_string();
+                if ok && cmd.to_ascii_uppercase().starts_with("ATI") && !ident.is_empty() {
+                    crate::diag::set_ident(&id, ident.join(" / "));
+                    ident.clear();
+                }
                 if ok {
                     info!(line = %id, command = %cmd, "modem answered OK");
                 } else {

@@ -1,0 +1,602 @@
+//! The stored encoding of calls in the `calls` tree.
+//!
+//! A month holds ~100,000 calls and the monthly report reads them all; decoding them from JSON (three RFC 3339
+//! times and a dozen keyed fields each) cost ~2.5 µs a call, most of the report. Calls are therefore written as a
+//! compact binary record: a leading format byte [`CALL_V1`], then a fixed layout. Records written before (JSON
+//! objects, which start with `{`) still read: [`decode_call`] looks at the first byte. The public JSON contract
+//! (MQTT and HTTP payloads, the outbox, exports) is untouched: only the `calls` tree's values change.
+//!
+//! Layout of version 1, all integers little-endian:
+//!
+//! ```text
+//! u8   format = 0x01
+//! u16  flags (FLAG_*): direction, which optional fields are present, repeat, vip, clock_unsynced
+//! u8   number_status   0 known, 1 withheld, 2 unavailable, 3 none
+//! u8   outcome         0 absent, 1 answered, 2 missed, 3 unknown, 4 interrupted
+//! u32  rings
+//! time started_at, [answered_at], [ended_at]       time = i64 seconds since the epoch + u32 nanoseconds
+//! f64  [wait_s], [talk_s]
+//! str  id, line, [number], [name], [agent], [message]   str = LEB128 length + UTF-8 bytes
+//! ```
+//!
+//! Bracketed fields are present only when their flag is set; the record must end exactly after the last field.
+//! Adding a field to [`Call`] does not compile until [`encode_call`] handles it; it then needs a new format byte
+//! (`0x02`), with version 1 still decoded, since stores keep old records forever.
+
+use chrono::DateTime;
+use serde::de::Error as _;
+
+use crate::model::{Call, Direction, NumberStatus, Outcome, Time};
+
+/// The first byte of a version-1 binary call record. (A JSON record starts with `{`.)
+pub(super) const CALL_V1: u8 = 0x01;
+
+const FLAG_OUT: u16 = 1 << 0;
+const FLAG_NUMBER: u16 = 1 << 1;
+const FLAG_NAME: u16 = 1 << 2;
+const FLAG_ANSWERED_AT: u16 = 1 << 3;
+const FLAG_ENDED_AT: u16 = 1 << 4;
+const FLAG_WAIT: u16 = 1 << 5;
+const FLAG_TALK: u16 = 1 << 6;
+const FLAG_AGENT: u16 = 1 << 7;
+const FLAG_REPEAT: u16 = 1 << 8;
+const FLAG_VIP: u16 = 1 << 9;
+const FLAG_CLOCK_UNSYNCED: u16 = 1 << 10;
+const FLAG_MESSAGE: u16 = 1 << 11;
+const FLAGS_KNOWN: u16 = (1 << 12) - 1;
+
+/// A call as stored: the binary record of version 1.
+pub(super) fn encode_call(c: &Call) -> Vec<u8> {
+    // Destructured in full, so that a new field of `Call` does not compile until it is stored.
+    let Call {
+        id,
+        line,
+        direction,
+        number,
+        number_status,
+        name,
+        started_at,
+        answered_at,
+        ended_at,
+        rings,
+        wait_s,
+        talk_s,
+        outcome,
+        agent,
+        repeat,
+        vip,
+        clock_unsynced,
+        message,
+    } = c;
+    // JSON writes a non-finite number as `null`, which reads back as `None`: so does this encoding.
+    let wait_s = wait_s.filter(|w| w.is_finite());
+    let talk_s = talk_s.filter(|t| t.is_finite());
+    let mut flags = 0u16;
+    let mut set = |bit: u16, on: bool| {
+        if on {
+            flags |= bit;
+        }
+    };
+    set(FLAG_OUT, *direction == Direction::Out);
+    set(FLAG_NUMBER, number.is_some());
+    set(FLAG_NAME, name.is_some());
+    set(FLAG_ANSWERED_AT, answered_at.is_some());
+    set(FLAG_ENDED_AT, ended_at.is_some());
+    set(FLAG_WAIT, wait_s.is_some());
+    set(FLAG_TALK, talk_s.is_some());
+    set(FLAG_AGENT, agent.is_some());
+    set(FLAG_REPEAT, *repeat);
+    set(FLAG_VIP, *vip);
+    set(FLAG_CLOCK_UNSYNCED, *clock_unsynced);
+    set(FLAG_MESSAGE, message.is_some());
+
+    let strings = [
+        Some(id),
+        Some(line),
+        number.as_ref(),
+        name.as_ref(),
+        agent.as_ref(),
+        message.as_ref(),
+    ];
+    let mut out =
+        Vec::with_capacity(64 + strings.iter().flatten().map(|s| s.len() + 2).sum::<usize>());
+    out.push(CALL_V1);
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.push(match number_status {
+        NumberStatus::Known => 0,
+        NumberStatus::Withheld => 1,
+        NumberStatus::Unavailable => 2,
+        NumberStatus::None => 3,
+    });
+    out.push(match outcome {
+        None => 0,
+        Some(Outcome::Answered) => 1,
+        Some(Outcome::Missed) => 2,
+        Some(Outcome::Unknown) => 3,
+        Some(Outcome::Interrupted) => 4,
+    });
+    out.extend_from_slice(&rings.to_le_bytes());
+    for t in [Some(started_at), answered_at.as_ref(), ended_at.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        out.extend_from_slice(&t.timestamp().to_le_bytes());
+        out.extend_from_slice(&t.timestamp_subsec_nanos().to_le_bytes());
+    }
+    for x in [wait_s, talk_s].into_iter().flatten() {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    for s in strings.into_iter().flatten() {
+        let mut n = s.len();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend_from_slice(s.as_bytes());
+    }
+    out
+}
+
+/// A stored call: a binary record, or a JSON one written by an earlier linekeeper.
+pub(super) fn decode_call(v: &[u8]) -> Result<Call, serde_json::Error> {
+    match v.first() {
+        Some(&CALL_V1) => decode_v1(&v[1..]).map_err(serde_json::Error::custom),
+        _ => serde_json::from_slice(v),
+    }
+}
+
+/// The number and start of a stored call, without allocating for the other fields (the repeat-caller index is
+/// built from a week of calls at start).
+pub(super) fn decode_number_at(v: &[u8]) -> Result<(Option<String>, Time), serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct NumberAt {
+        number: Option<String>,
+        started_at: Time,
+    }
+    match v.first() {
+        Some(&CALL_V1) => number_at_v1(&v[1..]).map_err(serde_json::Error::custom),
+        _ => serde_json::from_slice(v).map(|c: NumberAt| (c.number, c.started_at)),
+    }
+}
+
+fn number_at_v1(v: &[u8]) -> Result<(Option<String>, Time), &'static str> {
+    let mut r = Reader { rest: v };
+    let flags = u16::from_le_bytes(r.take()?);
+    let _status_outcome_rings: [u8; 6] = r.take()?;
+    let started_at = r.time()?;
+    if flags & FLAG_NUMBER == 0 {
+        return Ok((None, started_at));
+    }
+    let skip = [FLAG_ANSWERED_AT, FLAG_ENDED_AT]
+        .iter()
+        .filter(|&&bit| flags & bit != 0)
+        .count()
+        * 12
+        + [FLAG_WAIT, FLAG_TALK]
+            .iter()
+            .filter(|&&bit| flags & bit != 0)
+            .count()
+            * 8;
+    r.rest = r
+        .rest
+        .get(skip..)
+        .ok_or("binary call record is truncated")?;
+    r.str()?; // id
+    r.str()?; // line
+    Ok((Some(r.str()?.to_owned()), started_at))
+}
+
+/// Reads the fields of a version-1 record (after its format byte).
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or("binary call record is truncated")?;
+        self.rest = rest;
+        Ok(*head)
+    }
+
+    fn u8(&mut self) -> Result<u8, &'static str> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn time(&mut self) -> Result<Time, &'static str> {
+        let secs = i64::from_le_bytes(self.take()?);
+        let nanos = u32::from_le_bytes(self.take()?);
+        DateTime::from_timestamp(secs, nanos).ok_or("binary call record has a time out of range")
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        self.str().map(str::to_owned)
+    }
+
+    fn str(&mut self) -> Result<&'a str, &'static str> {
+        let mut n = 0usize;
+        let mut shift = 0;
+        loop {
+            let byte = self.u8()?;
+            if shift >= usize::BITS {
+                return Err("binary call record has a bad string length");
+            }
+            n |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        if n > self.rest.len() {
+            return Err("binary call record is truncated");
+        }
+        let (s, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        std::str::from_utf8(s).map_err(|_| "binary call record has a string that is not UTF-8")
+    }
+}
+
+fn decode_v1(v: &[u8]) -> Result<Call, &'static str> {
+    let mut r = Reader { rest: v };
+    let flags = u16::from_le_bytes(r.take()?);
+    if flags & !FLAGS_KNOWN != 0 {
+        return Err("binary call record has unknown flags");
+    }
+    let has = |bit: u16| flags & bit != 0;
+    let number_status = match r.u8()? {
+        0 => NumberStatus::Known,
+        1 => NumberStatus::Withheld,
+        2 => NumberStatus::Unavailable,
+        3 => NumberStatus::None,
+        _ => return Err("binary call record has an unknown number status"),
+    };
+    let outcome = match r.u8()? {
+        0 => None,
+        1 => Some(Outcome::Answered),
+        2 => Some(Outcome::Missed),
+        3 => Some(Outcome::Unknown),
+        4 => Some(Outcome::Interrupted),
+        _ => return Err("binary call record has an unknown outcome"),
+    };
+    let rings = u32::from_le_bytes(r.take()?);
+    let started_at = r.time()?;
+    let answered_at = has(FLAG_ANSWERED_AT).then(|| r.time()).transpose()?;
+    let ended_at = has(FLAG_ENDED_AT).then(|| r.time()).transpose()?;
+    let wait_s = has(FLAG_WAIT)
+        .then(|| r.take().map(f64::from_le_bytes))
+        .transpose()?;
+    let talk_s = has(FLAG_TALK)
+        .then(|| r.take().map(f64::from_le_bytes))
+        .transpose()?;
+    let id = r.string()?;
+    let line = r.string()?;
+    let number = has(FLAG_NUMBER).then(|| r.string()).transpose()?;
+    let name = has(FLAG_NAME).then(|| r.string()).transpose()?;
+    let agent = has(FLAG_AGENT).then(|| r.string()).transpose()?;
+    let message = has(FLAG_MESSAGE).then(|| r.string()).transpose()?;
+    if !r.rest.is_empty() {
+        return Err("binary call record has trailing bytes");
+    }
+    Ok(Call {
+        id,
+        line,
+        direction: if has(FLAG_OUT) {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        number,
+        number_status,
+        name,
+        started_at,
+        answered_at,
+        ended_at,
+        rings,
+        wait_s,
+        talk_s,
+        outcome,
+        agent,
+        repeat: has(FLAG_REPEAT),
+        vip: has(FLAG_VIP),
+        clock_unsynced: has(FLAG_CLOCK_UNSYNCED),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Change, Store, StoreError};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_time() -> impl Strategy<Value = Time> {
+        // 1900 .. 2200, any nanosecond.
+        (-2_208_988_800i64..7_258_118_400, 0u32..1_000_000_000)
+            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap())
+    }
+
+    fn arb_text() -> impl Strategy<Value = String> {
+        // Empty, ASCII, Chinese, quotes and control characters, and long enough for a two-byte length.
+        prop_oneof![
+            Just(String::new()),
+            "[a-zA-Z0-9 +]{1,20}",
+            "[张王李客户\\\\\"\\n\\t\u{0}-\u{1f}]{1,10}",
+            ".{100,200}",
+        ]
+    }
+
+    fn arb_f64() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            0.0f64..10_000.0,
+            Just(0.0),
+            Just(-0.0),
+            proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL,
+        ]
+    }
+
+    prop_compose! {
+        fn arb_call()(
+            id in arb_text(),
+            line in arb_text(),
+            out in any::<bool>(),
+            number in proptest::option::of(arb_text()),
+            number_status in 0u8..4,
+            name in proptest::option::of(arb_text()),
+            started_at in arb_time(),
+            answered_at in proptest::option::of(arb_time()),
+            ended_at in proptest::option::of(arb_time()),
+            rings in any::<u32>(),
+            wait_s in proptest::option::of(arb_f64()),
+            talk_s in proptest::option::of(arb_f64()),
+            outcome in 0u8..5,
+            agent in proptest::option::of(arb_text()),
+            flags in any::<[bool; 3]>(),
+            message in proptest::option::of(arb_text()),
+        ) -> Call {
+            Call {
+                id,
+                line,
+                direction: if out { Direction::Out } else { Direction::In },
+                number,
+                number_status: [
+                    NumberStatus::Known,
+                    NumberStatus::Withheld,
+                    NumberStatus::Unavailable,
+                    NumberStatus::None,
+                ][number_status as usize],
+                name,
+                started_at,
+                answered_at,
+                ended_at,
+                rings,
+                wait_s,
+                talk_s,
+                outcome: [
+                    None,
+                    Some(Outcome::Answered),
+                    Some(Outcome::Missed),
+                    Some(Outcome::Unknown),
+                    Some(Outcome::Interrupted),
+                ][outcome as usize],
+                agent,
+                repeat: flags[0],
+                vip: flags[1],
+                clock_unsynced: flags[2],
+                message,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn binary_round_trip(c in arb_call()) {
+            let bytes = encode_call(&c);
+            prop_assert_eq!(bytes[0], CALL_V1);
+            let back = decode_call(&bytes).unwrap();
+            prop_assert_eq!(&back, &c);
+            // Bit for bit (`==` does not tell -0.0 from 0.0).
+            prop_assert_eq!(
+                back.wait_s.map(f64::to_bits),
+                c.wait_s.map(f64::to_bits)
+            );
+            prop_assert_eq!(
+                back.talk_s.map(f64::to_bits),
+                c.talk_s.map(f64::to_bits)
+            );
+        }
+
+        /// A JSON record (as every earlier linekeeper wrote) reads to the same call as the binary one.
+        #[test]
+        fn json_and_binary_read_alike(
+            c in arb_call(),
+            secs in proptest::option::of(0u32..10_000_000),
+            nan in any::<[bool; 2]>(),
+        ) {
+            let mut c = c;
+            // Durations with a few decimals (serde_json without `float_roundtrip` can read other numbers one
+            // unit in the last place off; the binary record is exact).
+            c.wait_s = secs.map(|s| f64::from(s) / 1000.0);
+            c.talk_s = secs.map(|s| f64::from(s) / 10.0);
+            // Non-finite durations read back as absent either way.
+            if nan[0] { c.wait_s = Some(f64::NAN) }
+            if nan[1] { c.talk_s = Some(f64::INFINITY) }
+            let from_json = decode_call(&serde_json::to_vec(&c).unwrap()).unwrap();
+            let from_binary = decode_call(&encode_call(&c)).unwrap();
+            prop_assert_eq!(from_binary, from_json);
+        }
+
+        #[test]
+        fn number_at_reads_alike(c in arb_call()) {
+            let want = (c.number.clone(), c.started_at);
+            prop_assert_eq!(decode_number_at(&encode_call(&c)).unwrap(), want.clone());
+            prop_assert_eq!(decode_number_at(&serde_json::to_vec(&c).unwrap()).unwrap(), want);
+        }
+
+        /// Damaged records are errors, never panics; a cut-off binary record never reads as a call.
+        #[test]
+        fn damaged_records_do_not_panic(c in arb_call(), cut in any::<prop::sample::Index>(),
+                                        junk in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let bytes = encode_call(&c);
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode_call(&bytes[..cut]).is_err());
+            let mut noisy = vec![CALL_V1];
+            noisy.extend_from_slice(&junk);
+            let _ = decode_call(&noisy);
+            let _ = decode_call(&junk);
+            let _ = decode_number_at(&bytes[..cut]);
+            let _ = decode_number_at(&noisy);
+        }
+    }
+
+    fn sample(id: &str) -> Call {
+        Call {
+            id: id.into(),
+            line: "line1".into(),
+            direction: Direction::In,
+            number: Some("13800000001".into()),
+            number_status: NumberStatus::Known,
+            name: Some("王小姐".into()),
+            started_at: "2026-11-03T01:02:03.456Z".parse().unwrap(),
+            answered_at: Some("2026-11-03T01:02:09.5Z".parse().unwrap()),
+            ended_at: Some("2026-11-03T01:07:09.5Z".parse().unwrap()),
+            rings: 2,
+            wait_s: Some(6.044),
+            talk_s: Some(300.0),
+            outcome: Some(Outcome::Answered),
+            agent: Some("alice".into()),
+            repeat: true,
+            vip: false,
+            clock_unsynced: false,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn binary_record_is_small() {
+        let c = sample("01JCX6Y0Z0AAAAAAAAAAAAAAAA");
+        let (bin, json) = (encode_call(&c), serde_json::to_vec(&c).unwrap());
+        assert!(
+            bin.len() * 2 < json.len(),
+            "{} vs {}",
+            bin.len(),
+            json.len()
+        );
+    }
+
+    /// Records as linekeeper 0.1 stored them (JSON, byte for byte) still read, mixed with binary ones, through
+    /// every read path of calls.
+    #[test]
+    fn old_json_records_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let old_a = concat!(
+            r#"{"id":"01JCX6Y0Z0AAAAAAAAAAAAAAAA","line":"line1","direction":"in","number":"13800000001","#,
+            r#""number_status":"known","name":"王小姐","started_at":"2026-11-03T01:02:03.456Z","#,
+            r#""answered_at":"2026-11-03T01:02:09.500Z","ended_at":"2026-11-03T01:07:09.500Z","rings":2,"#,
+            r#""wait_s":6.044,"talk_s":300.0,"outcome":"answered","agent":"alice","repeat":true,"vip":false}"#
+        );
+        // Exactly what the JSON encoding (all earlier stores) writes for this call.
+        assert_eq!(
+            serde_json::to_string(&sample("01JCX6Y0Z0AAAAAAAAAAAAAAAA")).unwrap(),
+            old_a
+        );
+        // From before `repeat` and `vip` existed.
+        let old_c = concat!(
+            r#"{"id":"01JCX6Y0Z0CCCCCCCCCCCCCCCC","line":"line2","direction":"in","number":null,"#,
+            r#""number_status":"withheld","name":null,"started_at":"2026-11-02T18:00:00Z","answered_at":null,"#,
+            r#""ended_at":null,"rings":1,"wait_s":null,"talk_s":null,"outcome":null,"agent":null}"#
+        );
+        s.calls
+            .insert("01JCX6Y0Z0AAAAAAAAAAAAAAAA", old_a.as_bytes())
+            .unwrap();
+        s.calls
+            .insert("01JCX6Y0Z0CCCCCCCCCCCCCCCC", old_c.as_bytes())
+            .unwrap();
+        s.open_calls
+            .insert("01JCX6Y0Z0CCCCCCCCCCCCCCCC", Vec::<u8>::new())
+            .unwrap();
+        // A new record between them, written by this linekeeper.
+        let mut b = sample("01JCX6Y0Z0BBBBBBBBBBBBBBBB");
+        b.clock_unsynced = true;
+        b.message = Some("MESG".into());
+        s.commit(
+            &Change {
+                calls: vec![b.clone()],
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            s.calls.get(b.id.as_bytes()).unwrap().unwrap()[0],
+            CALL_V1,
+            "new calls are stored binary"
+        );
+
+        let a = s.call("01JCX6Y0Z0AAAAAAAAAAAAAAAA").unwrap().unwrap();
+        assert_eq!(a, sample("01JCX6Y0Z0AAAAAAAAAAAAAAAA"));
+        let c = s.call("01JCX6Y0Z0CCCCCCCCCCCCCCCC").unwrap().unwrap();
+        assert_eq!(c.number_status, NumberStatus::Withheld);
+        assert_eq!(
+            c.started_at,
+            "2026-11-02T18:00:00Z".parse::<Time>().unwrap()
+        );
+        assert!(!c.repeat && !c.vip && !c.clock_unsynced && c.message.is_none());
+        assert_eq!(s.call(&b.id).unwrap().unwrap(), b);
+
+        let want = vec![a.clone(), b.clone(), c.clone()];
+        assert_eq!(s.calls_between("", "~").unwrap(), want);
+        let mut seen = Vec::new();
+        s.for_each_call("", "~", |c| seen.push(c)).unwrap();
+        assert_eq!(seen, want);
+        let newest: Vec<Call> = want.iter().rev().cloned().collect();
+        assert_eq!(s.calls_newest_first("", "~", 10, |_| true).unwrap(), newest);
+        let mut numbers = Vec::new();
+        s.for_each_call_number("", "~", |n, at| numbers.push((n, at)))
+            .unwrap();
+        assert_eq!(
+            numbers,
+            vec![
+                (a.number.clone().unwrap(), a.started_at),
+                (b.number.clone().unwrap(), b.started_at)
+            ]
+        );
+        assert_eq!(s.open_calls().unwrap(), vec![c.clone()]);
+
+        // Rewriting an old record (the engine updates calls) stores it binary, with the same content.
+        s.commit(
+            &Change {
+                calls: vec![c.clone()],
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(s.calls.get(c.id.as_bytes()).unwrap().unwrap()[0], CALL_V1);
+        assert_eq!(s.call(&c.id).unwrap().unwrap(), c);
+    }
+
+    #[test]
+    fn a_damaged_record_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut bytes = encode_call(&sample("X"));
+        bytes.pop();
+        s.calls.insert("X", bytes).unwrap();
+        match s.call("X") {
+            Err(StoreError::Corrupt { tree, key, source }) => {
+                assert_eq!((tree, key.as_str()), ("calls", "X"));
+                assert!(source.to_string().contains("truncated"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.calls_between("", "~").is_err());
+    }
+}
