@@ -311,7 +311,7 @@ fn config_form(
                                 Kind::Select(opts) => {
                                     label for=(id) { (field_label(page, fs.key)) }
                                     select id=(id) name=(fs.key) {
-                                        @for o in opts.iter() { option value=(o) selected[v == *o] { @if o.is_empty() { "(default)" } @else { (o) } } }
+                                        @for o in opts.iter() { option value=(o) selected[v == *o] { @if o.is_empty() { (page.t(i18n::DEFAULT)) } @else { (o) } } }
                                     }
                                 },
                                 Kind::Int => {
@@ -683,23 +683,13 @@ async fn user_add(
     }
     let name = field(&f, "name").to_string();
     let Some(role) = Role::parse(field(&f, "role")) else {
-        return users_view(
-            &s,
-            &page,
-            Flash::err("role: agent, supervisor or admin"),
-            None,
-        );
+        return users_view(&s, &page, Flash::err(page.t(i18n::BAD_ROLE)), None);
     };
     if !accounts::valid_user_name(&name) {
-        return users_view(
-            &s,
-            &page,
-            Flash::err(format!("`{name}`: letters, digits, . _ - (1-32)")),
-            None,
-        );
+        return users_view(&s, &page, Flash::err(page.t(i18n::BAD_USER_NAME)), None);
     }
     if matches!(accounts::user(&s.store, &name), Ok(Some(_))) {
-        return users_view(&s, &page, Flash::err(format!("`{name}` exists")), None);
+        return users_view(&s, &page, Flash::err(page.t(i18n::USER_EXISTS)), None);
     }
     let password = accounts::random_password();
     let u = User {
@@ -749,20 +739,10 @@ async fn user_action(
     match action.as_str() {
         "role" => {
             let Some(role) = Role::parse(field(&f, "role")) else {
-                return users_view(
-                    &s,
-                    &page,
-                    Flash::err("role: agent, supervisor or admin"),
-                    None,
-                );
+                return users_view(&s, &page, Flash::err(page.t(i18n::BAD_ROLE)), None);
             };
             if u.role == Role::Admin && role != Role::Admin && admins <= 1 {
-                return users_view(
-                    &s,
-                    &page,
-                    Flash::err("the last admin keeps the admin role"),
-                    None,
-                );
+                return users_view(&s, &page, Flash::err(page.t(i18n::LAST_ADMIN)), None);
             }
             u.role = role;
             if let Err(e) = accounts::put_user(&s.store, &u) {
@@ -787,12 +767,7 @@ async fn user_action(
         },
         "delete" if name != page.session.user => {
             if u.role == Role::Admin && admins <= 1 {
-                return users_view(
-                    &s,
-                    &page,
-                    Flash::err("the last admin cannot be deleted"),
-                    None,
-                );
+                return users_view(&s, &page, Flash::err(page.t(i18n::LAST_ADMIN)), None);
             }
             if let Err(e) = accounts::delete_user(&s.store, &name) {
                 return users_view(&s, &page, Flash::err(e.to_string()), None);
@@ -882,7 +857,7 @@ async fn audit_page(
     let rows = &rows[..rows.len().min(100)];
     let body = html! {
         div.scroll { table #audit {
-            thead { tr { th { (page.t(i18n::WHEN)) } th { (page.t(i18n::WHO)) } th { (page.t(i18n::WHAT)) } th { (page.t(i18n::NOTE)) } th { "IP" } } }
+            thead { tr { th { (page.t(i18n::WHEN)) } th { (page.t(i18n::WHO)) } th { (page.t(i18n::WHAT)) } th { (page.t(i18n::NOTE)) } th { (page.t(i18n::ADDRESS)) } } }
             tbody { @for (_, e) in rows {
                 tr data-action=(e.action) { td { (page.time(e.at)) } td { (e.user) } td { (e.action) } td { (e.detail) } td { (e.from.as_deref().unwrap_or("")) } }
             } }
@@ -926,7 +901,7 @@ async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
     let body = html! {
         h2 { (page.t(i18n::LINES)) }
         div.scroll { table #diag-lines {
-            thead { tr { th { (page.t(i18n::LINE)) } th { "device" } th { (page.t(i18n::LINK)) } th { (page.t(i18n::SINCE)) } th { (page.t(i18n::MODEM_ID)) } } }
+            thead { tr { th { (page.t(i18n::LINE)) } th { (page.t(i18n::DEVICE)) } th { (page.t(i18n::LINK)) } th { (page.t(i18n::SINCE)) } th { (page.t(i18n::MODEM_ID)) } } }
             tbody { @for l in &snap.lines {
                 @let c = cfg.lines.iter().find(|c| c.id == l.line);
                 tr data-line=(l.line) data-state=(status::line_state_code(l.state)) {

@@ -48,7 +48,7 @@
       const agents = document.querySelector("#agents tbody");
       if (agents) st.agents.forEach((a) => {
         const row = agents.querySelector('[data-agent="' + CSS.escape(a.agent) + '"] .state');
-        if (row) row.textContent = a.state.replace("_", " ");
+        if (row) row.textContent = a.label;
       });
       elapsed();
     }

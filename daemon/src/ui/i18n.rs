@@ -7,6 +7,69 @@ pub enum Lang {
     Zh,
 }
 
+/// The label of a KPI field of a report (`Kpis`), by its JSON name.
+pub fn kpi(name: &str) -> Option<Msg> {
+    Some(match name {
+        "offered" => KPI_OFFERED,
+        "answered" => KPI_ANSWERED,
+        "missed" => KPI_MISSED,
+        "unknown" => KPI_UNKNOWN,
+        "interrupted" => KPI_INTERRUPTED,
+        "short_abandons" => KPI_SHORT_ABANDONS,
+        "answered_within_target" => KPI_WITHIN_TARGET,
+        "service_level_pct" => KPI_SL,
+        "abandon_rate_pct" => KPI_ABANDON,
+        "asa_s" => KPI_ASA,
+        "mean_talk_s" => KPI_TALK,
+        "longest_wait_s" => KPI_LONGEST,
+        "repeat_callers" => KPI_REPEAT,
+        "callbacks_opened" => KPI_CB_OPENED,
+        "callbacks_done_on_time" => KPI_CB_ON_TIME,
+        "callbacks_overdue" => KPI_CB_OVERDUE,
+        "mean_time_to_callback_s" => KPI_TO_CALLBACK,
+        "complaints_opened" => KPI_C_OPENED,
+        "complaints_first_response_on_time" => KPI_C_FIRST,
+        "complaints_resolved" => KPI_C_RESOLVED,
+        "mean_time_to_resolve_s" => KPI_TO_RESOLVE,
+        "complaints_reopened" => KPI_C_REOPENED,
+        "followups_done" => KPI_FOLLOWUPS,
+        "mean_satisfaction" => KPI_SATISFACTION,
+        "satisfaction_counts" => KPI_SAT_COUNTS,
+        "late_signins" => KPI_LATE,
+        _ => return None,
+    })
+}
+
+pub fn task_kind(k: crate::model::TaskKind) -> Msg {
+    use crate::model::TaskKind::*;
+    match k {
+        Callback => KIND_CALLBACK,
+        Review => KIND_REVIEW,
+        Complaint => KIND_COMPLAINT,
+        Followup => KIND_FOLLOWUP,
+        Referral => KIND_REFERRAL,
+    }
+}
+
+pub fn priority(p: crate::model::Priority) -> Msg {
+    use crate::model::Priority::*;
+    match p {
+        Normal => PRIO_NORMAL,
+        High => PRIO_HIGH,
+        Urgent => PRIO_URGENT,
+    }
+}
+
+pub fn agent_status(a: crate::model::AgentStatus) -> Msg {
+    use crate::model::AgentStatus::*;
+    match a {
+        SignedOut => AG_SIGNED_OUT,
+        Available => AG_AVAILABLE,
+        Away => AG_AWAY,
+        OnCall => AG_ON_CALL,
+    }
+}
+
 impl Lang {
     pub fn code(self) -> &'static str {
         match self {
@@ -229,6 +292,54 @@ catalog! {
     YES = "yes", "是";
     NO = "no", "否";
     MASKED_NOTE = "Numbers are shown whole to signed-in staff.", "已登录员工可见完整号码。";
+    KIND_CALLBACK = "callback", "回电";
+    KIND_REVIEW = "review", "复核";
+    KIND_COMPLAINT = "complaint", "投诉";
+    KIND_FOLLOWUP = "follow-up", "回访";
+    KIND_REFERRAL = "referral", "转办";
+    PRIO_NORMAL = "normal", "普通";
+    PRIO_HIGH = "high", "高";
+    PRIO_URGENT = "urgent", "紧急";
+    AG_SIGNED_OUT = "signed out", "未签到";
+    AG_AVAILABLE = "available", "空闲";
+    AG_AWAY = "away", "离开";
+    AG_ON_CALL = "on a call", "通话中";
+    SEV_NORMAL = "normal", "一般";
+    SEV_MAJOR = "major", "重大";
+    DEFAULT = "(default)", "（默认）";
+    DEVICE = "Device", "设备";
+    ADDRESS = "Address", "地址";
+    LAST_ADMIN = "The last admin keeps the admin role and cannot be deleted.", "最后一位管理员不能降级或删除。";
+    USER_EXISTS = "That user exists already.", "该用户已存在。";
+    BAD_USER_NAME = "User names are 1-32 letters, digits, '.', '_' or '-'.", "用户名为 1-32 个字母、数字、'.'、'_' 或 '-'。";
+    BAD_ROLE = "The role is agent, supervisor or admin.", "角色为 agent、supervisor 或 admin。";
+    NOT_A_NUMBER = "Not a whole number.", "不是整数。";
+    KPI_OFFERED = "Calls offered", "来电总数";
+    KPI_ANSWERED = "Answered", "已接";
+    KPI_MISSED = "Missed", "未接";
+    KPI_UNKNOWN = "Outcome unknown", "结果未知";
+    KPI_INTERRUPTED = "Interrupted", "中断";
+    KPI_SHORT_ABANDONS = "Short abandons", "短时放弃";
+    KPI_WITHIN_TARGET = "Answered within target", "目标时间内接听";
+    KPI_SL = "Service level (%)", "服务水平 (%)";
+    KPI_ABANDON = "Abandon rate (%)", "放弃率 (%)";
+    KPI_ASA = "Average speed of answer (s)", "平均应答时间 (秒)";
+    KPI_TALK = "Mean talk time (s)", "平均通话时长 (秒)";
+    KPI_LONGEST = "Longest wait (s)", "最长等待 (秒)";
+    KPI_REPEAT = "Repeat callers", "重复来电";
+    KPI_CB_OPENED = "Callbacks opened", "新建回电任务";
+    KPI_CB_ON_TIME = "Callbacks done on time", "按时回电";
+    KPI_CB_OVERDUE = "Callbacks overdue", "超时回电";
+    KPI_TO_CALLBACK = "Mean time to callback (s)", "平均回电时间 (秒)";
+    KPI_C_OPENED = "Complaints opened", "新建投诉";
+    KPI_C_FIRST = "Complaints answered on time", "按时答复投诉";
+    KPI_C_RESOLVED = "Complaints resolved", "已解决投诉";
+    KPI_TO_RESOLVE = "Mean time to resolve (s)", "平均解决时间 (秒)";
+    KPI_C_REOPENED = "Complaints reopened", "重新打开的投诉";
+    KPI_FOLLOWUPS = "Follow-ups done", "已完成回访";
+    KPI_SATISFACTION = "Mean satisfaction (1-5)", "平均满意度 (1-5)";
+    KPI_SAT_COUNTS = "Scores 1..5", "评分 1..5 分布";
+    KPI_LATE = "Late sign-ins", "迟到签到";
 }
 
 #[cfg(test)]
@@ -251,6 +362,10 @@ mod tests {
             if !same_ok.contains(name) {
                 assert_ne!(m.en, m.zh, "{name} is not translated");
             }
+        }
+        let kpis = serde_json::to_value(crate::report::Kpis::default()).unwrap();
+        for k in kpis.as_object().unwrap().keys() {
+            assert!(kpi(k).is_some(), "no label for the KPI {k}");
         }
         assert_eq!(Lang::parse("zh-CN"), Some(Lang::Zh));
         assert_eq!(Lang::parse("en").map(Lang::code), Some("en"));

@@ -203,7 +203,7 @@ async fn call_detail(State(s): State<AppState>, page: Page, Path(id): Path<Strin
             label for="complaint-note" { (page.t(i18n::NOTE)) }
             textarea #complaint-note name="note" rows="3" required {}
             label for="complaint-severity" { (page.t(i18n::SEVERITY)) }
-            select #complaint-severity name="severity" { option value="normal" { "normal" } option value="major" { "major" } }
+            select #complaint-severity name="severity" { option value="normal" { (page.t(i18n::SEV_NORMAL)) } option value="major" { (page.t(i18n::SEV_MAJOR)) } }
             button type="submit" { (page.t(i18n::ACT_COMPLAINT)) }
         }
     };
@@ -300,12 +300,12 @@ fn tasks_table(page: &Page, rows: &[Task]) -> Markup {
                 tbody { @for t in rows {
                     tr data-task-id=(t.id) data-kind=(t.kind.as_str()) data-state=(state_code(t.state))
                         data-number=(opt_s(t.number.as_deref())) class=[t.overdue.then_some("overdue")] {
-                        td { a.task-link href={ "/tasks/" (t.id) } { (t.kind.as_str()) } }
+                        td { a.task-link href={ "/tasks/" (t.id) } { (page.t(i18n::task_kind(t.kind))) } }
                         td { (page.t(state_msg(t.state))) @if t.overdue && t.state == TaskState::Open { " " span.badge.warn { (page.t(i18n::OVERDUE)) } } }
                         td { (opt_s(t.number.as_deref())) }
                         td { (opt_s(t.name.as_deref())) }
                         td { (page.time(t.due_at)) }
-                        td { (format!("{:?}", t.priority).to_lowercase()) }
+                        td { (page.t(i18n::priority(t.priority))) }
                         td.num { (t.attempts) }
                         td { (opt_s(t.assignee.as_deref())) }
                     }
@@ -346,7 +346,7 @@ async fn tasks(State(s): State<AppState>, page: Page, Query(q): Query<TasksQuery
             label { (page.t(i18n::KIND))
                 select name="kind" {
                     option value="" { (page.t(i18n::ANY)) }
-                    @for k in KINDS { option value=(k.as_str()) selected[q.kind == k.as_str()] { (k.as_str()) } }
+                    @for k in KINDS { option value=(k.as_str()) selected[q.kind == k.as_str()] { (page.t(i18n::task_kind(k))) } }
                 }
             }
             button type="submit" { (page.t(i18n::SHOW)) }
@@ -395,7 +395,14 @@ pub struct OkQuery {
     ok: String,
 }
 
-fn task_page(page: &Page, t: &Task, flash: Option<Flash>) -> Response {
+fn task_page(page: &Page, s: &AppState, t: &Task, flash: Option<Flash>) -> Response {
+    let agents: Vec<(String, String)> = s
+        .cfg
+        .borrow()
+        .agents
+        .iter()
+        .map(|a| (a.id.clone(), a.name.clone()))
+        .collect();
     let row = |m: Msg, v: String| html! { tr { th { (page.t(m)) } td { (v) } } };
     let label = |f: &str| match f {
         "note" => i18n::NOTE,
@@ -408,11 +415,11 @@ fn task_page(page: &Page, t: &Task, flash: Option<Flash>) -> Response {
         table.kv #task {
             tr { th { (page.t(i18n::STATE)) } td #task-state data-state=(state_code(t.state)) { (page.t(state_msg(t.state)))
                 @if t.overdue && t.state == TaskState::Open { " " span.badge.warn { (page.t(i18n::OVERDUE)) } } } }
-            (row(i18n::KIND, t.kind.as_str().into()))
+            (row(i18n::KIND, page.t(i18n::task_kind(t.kind)).into()))
             (row(i18n::NUMBER, t.number.clone().unwrap_or_default()))
             (row(i18n::NAME, t.name.clone().unwrap_or_default()))
             (row(i18n::DUE, page.time(t.due_at)))
-            (row(i18n::PRIORITY, format!("{:?}", t.priority).to_lowercase()))
+            (row(i18n::PRIORITY, page.t(i18n::priority(t.priority)).into()))
             (row(i18n::ATTEMPTS, t.attempts.to_string()))
             (row(i18n::ASSIGNEE, t.assignee.clone().unwrap_or_default()))
             (row(i18n::NOTE, t.note.clone().unwrap_or_default()))
@@ -431,6 +438,7 @@ fn task_page(page: &Page, t: &Task, flash: Option<Flash>) -> Response {
                             @match *f {
                                 "note" => textarea id=(id) name="note" rows="2" {},
                                 "score" => input id=(id) name="score" type="number" min="1" max="5" required;,
+                                "to" => input id=(id) name="to" required list="agent-ids";,
                                 _ => input id=(id) name=(f) required;,
                             }
                         }
@@ -439,6 +447,7 @@ fn task_page(page: &Page, t: &Task, flash: Option<Flash>) -> Response {
                 }
             }
         }
+        datalist #agent-ids { @for (id, name) in &agents { option value=(id) { (name) } } }
         h2 { (page.t(i18n::HISTORY)) }
         table #history {
             thead { tr { th { (page.t(i18n::WHEN)) } th { (page.t(i18n::WHAT)) } th { (page.t(i18n::WHO)) } th { (page.t(i18n::NOTE)) } } }
@@ -448,7 +457,11 @@ fn task_page(page: &Page, t: &Task, flash: Option<Flash>) -> Response {
         }
     };
     page.layout(
-        &format!("{} · {}", page.t(i18n::NAV_TASKS), t.kind.as_str()),
+        &format!(
+            "{} · {}",
+            page.t(i18n::NAV_TASKS),
+            page.t(i18n::task_kind(t.kind))
+        ),
         flash,
         body,
     )
@@ -463,6 +476,7 @@ async fn task_detail(
     match s.store.task(&id) {
         Ok(Some(t)) => task_page(
             &page,
+            &s,
             &t,
             (!q.ok.is_empty())
                 .then(|| Flash::ok(page.t(i18n::ACTION_DONE)))
@@ -516,7 +530,7 @@ async fn task_action(
         "followup_result" => match field(&f, "score").parse::<u8>() {
             Ok(score) => TaskAction::FollowupResult { by, score, note },
             Err(_) => {
-                let mut r = task_page(&page, &t, Flash::err(page.t(i18n::SCORE)));
+                let mut r = task_page(&page, &s, &t, Flash::err(page.t(i18n::SCORE)));
                 *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 return r;
             }
@@ -529,7 +543,7 @@ async fn task_action(
             see_other(&format!("/tasks/{id}?ok=1"))
         }
         Err(e) => {
-            let mut r = task_page(&page, &t, Flash::err(e.to_string()));
+            let mut r = task_page(&page, &s, &t, Flash::err(e.to_string()));
             *r.status_mut() = crate::web::action_error_status(&e);
             r
         }
@@ -898,7 +912,7 @@ fn kpi_table(page: &Page, r: &Report) -> Markup {
                 @for (l, _) in &lines { th.num { (page.t(i18n::LINE)) " " (l) } }
                 @for (a, _) in &agents { th.num { (page.t(i18n::AGENT)) " " (a) } } } }
             tbody { @for k in &keys {
-                tr { td { (k) } td.num { (cell(&site[k])) }
+                tr data-kpi=(k) { td { (i18n::kpi(k).map(|m| page.t(m)).unwrap_or(k)) } td.num { (cell(&site[k])) }
                     @for (_, v) in &lines { td.num { (cell(&v[k])) } }
                     @for (_, v) in &agents { td.num { (cell(&v[k])) } } }
             } }

@@ -100,7 +100,7 @@ pub async fn page(State(s): State<AppState>, page: Page) -> Response {
                 tbody {
                     @for a in &snap.agents {
                         tr data-agent=(a.agent) {
-                            td { (a.name) } td.state { (format!("{:?}", a.state).to_lowercase()) } td { (page.time(a.since)) }
+                            td { (a.name) } td.state { (page.t(i18n::agent_status(a.state))) } td { (page.time(a.since)) }
                         }
                     }
                 }
@@ -125,11 +125,16 @@ pub async fn json(State(s): State<AppState>, page: Page) -> Response {
             })
         })
         .collect();
+    let agents: Vec<_> = snap
+        .agents
+        .iter()
+        .map(|a| json!({ "agent": a.agent, "state": a.state, "label": lang.t(i18n::agent_status(a.state)) }))
+        .collect();
     Json(json!({
         "now": chrono::Utc::now(),
         "lines": lines,
         "queue": snap.queue,
-        "agents": snap.agents,
+        "agents": agents,
     }))
     .into_response()
 }

@@ -886,7 +886,7 @@ async fn directory_users_and_tokens_from_the_page() {
         ),
     )
     .await;
-    assert!(demote.body.contains("last admin"));
+    assert!(demote.body.contains("最后一位管理员"), "{}", demote.body);
 }
 
 #[tokio::test]
