@@ -120,6 +120,16 @@ pub fn execute(
             to,
             format,
         } => {
+            crate::accounts::audit(
+                store,
+                &crate::accounts::AuditEntry {
+                    at: chrono::Utc::now(),
+                    user: "(shell)".into(),
+                    action: "export".into(),
+                    detail: format!("`linekeeper export` of {what:?} from {from:?} to {to:?}"),
+                    from: None,
+                },
+            );
             let from = from
                 .as_deref()
                 .map(|v| parse_bound(v, tz, Bound::Start))

@@ -79,7 +79,26 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 /// A request that carried a valid API token.
-pub struct Authorized;
+pub struct Authorized {
+    /// Who: `token NAME` or `user NAME` (a web session), for the audit log.
+    pub who: String,
+}
+
+impl Authorized {
+    /// Writes a change made through the API to the audit log.
+    pub fn audit(&self, s: &AppState, action: &str, detail: impl Into<String>) {
+        crate::accounts::audit(
+            &s.store,
+            &crate::accounts::AuditEntry {
+                at: chrono::Utc::now(),
+                user: self.who.clone(),
+                action: action.to_string(),
+                detail: format!("API: {}", detail.into()),
+                from: None,
+            },
+        );
+    }
+}
 
 /// The answer to a request without valid auth: 401 and no data.
 pub struct Unauthorized;
@@ -105,8 +124,10 @@ impl FromRequestParts<AppState> for Authorized {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if token_ok(&parts.headers, state) {
-            return Ok(Authorized);
+        if let Some(name) = token_name(&parts.headers, state) {
+            return Ok(Authorized {
+                who: format!("token {name}"),
+            });
         }
         // A signed-in browser: reads need only the session; changes also the session's CSRF token in
         // `X-CSRF-Token` and a same-origin request.
@@ -122,7 +143,9 @@ impl FromRequestParts<AppState> for Authorized {
                 == Some(session.csrf.as_str());
             if !session.must_change && (safe || (csrf_ok && crate::ui::same_origin(&parts.headers)))
             {
-                return Ok(Authorized);
+                return Ok(Authorized {
+                    who: format!("user {}", session.user),
+                });
             }
         }
         inc(&state.metrics.http_unauthorized);
@@ -131,15 +154,18 @@ impl FromRequestParts<AppState> for Authorized {
 }
 
 fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unauthorized> {
-    if token_ok(headers, state) {
-        Ok(Authorized)
+    if let Some(name) = token_name(headers, state) {
+        Ok(Authorized {
+            who: format!("token {name}"),
+        })
     } else {
         inc(&state.metrics.http_unauthorized);
         Err(Unauthorized)
     }
 }
 
-fn token_ok(headers: &HeaderMap, state: &AppState) -> bool {
+/// The name of the valid API token the request carries.
+fn token_name(headers: &HeaderMap, state: &AppState) -> Option<String> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -148,8 +174,13 @@ fn token_ok(headers: &HeaderMap, state: &AppState) -> bool {
         .map(|(_, t)| t)
         .map(str::trim);
     match token {
-        Some(t) if !t.is_empty() => matches!(state.store.token(&auth::hash_token(t)), Ok(Some(_))),
-        _ => false,
+        Some(t) if !t.is_empty() => state
+            .store
+            .token(&auth::hash_token(t))
+            .ok()
+            .flatten()
+            .map(|r| r.name),
+        _ => None,
     }
 }
 
@@ -346,7 +377,7 @@ fn task_result(r: Result<Task, ActionError>) -> Response {
 /// `POST /api/tasks/{id}/{action}`: the body holds the action's fields (`by`, `note`, `to`, `promised_fix`,
 /// `score`, `department`); an empty body is `{}`.
 async fn task_action(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -380,21 +411,39 @@ async fn task_action(
             })
         }
     };
-    task_result(s.engine.task_action(&id, action).await)
+    let name = action.name();
+    let r = s.engine.task_action(&id, action).await;
+    if r.is_ok() {
+        who.audit(&s, "task", format!("{name} {id}"));
+    }
+    task_result(r)
 }
 
 /// `POST /api/complaints`: opens a complaint from a call (`call_id`) or by hand (`number`, `name`, `note`).
-async fn complaint(_: Authorized, State(s): State<AppState>, body: axum::body::Bytes) -> Response {
+async fn complaint(
+    who: Authorized,
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> Response {
     match serde_json::from_slice::<ComplaintRequest>(&body) {
-        Ok(req) => task_result(s.engine.open_complaint(req).await),
+        Ok(req) => {
+            let r = s.engine.open_complaint(req).await;
+            if let Ok(t) = &r {
+                who.audit(&s, "task", format!("complaint {} opened", t.id));
+            }
+            task_result(r)
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, format!("bad complaint: {e}")),
     }
 }
 
 /// Re-reads the configuration file: 200 with what changed, or 400 with every problem (the old one stays).
-async fn reload(_: Authorized, State(s): State<AppState>) -> Response {
+async fn reload(who: Authorized, State(s): State<AppState>) -> Response {
     match s.reloader.reload().await {
-        Ok(changed) => Json(json!({ "status": "applied", "changed": changed })).into_response(),
+        Ok(changed) => {
+            who.audit(&s, "config", format!("reloaded: {}", changed.join("; ")));
+            Json(json!({ "status": "applied", "changed": changed })).into_response()
+        }
         Err(problems) => (
             StatusCode::BAD_REQUEST,
             Json(json!({ "error": "the configuration was not applied; the running one stays", "problems": problems })),
@@ -457,7 +506,7 @@ async fn customer(
 
 /// `PUT /api/customers/{number}`: adds or replaces one customer (`name`, `vip`, `level`, `best_time`, `notes`).
 async fn customer_put(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path(number): Path<String>,
     body: axum::body::Bytes,
@@ -481,13 +530,16 @@ async fn customer_put(
         Err(problems) => return error(StatusCode::BAD_REQUEST, problems.join("; ")),
     };
     match s.engine.customers(vec![c.clone()], vec![]).await {
-        Ok(_) => Json(c).into_response(),
+        Ok(_) => {
+            who.audit(&s, "customer", format!("saved {}", c.number));
+            Json(c).into_response()
+        }
         Err(e) => error(action_error_status(&e), e.to_string()),
     }
 }
 
 async fn customer_delete(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path(number): Path<String>,
 ) -> Response {
@@ -498,8 +550,11 @@ async fn customer_delete(
         );
     };
     match s.store.record::<Customer>(&format!("customer/{n}")) {
-        Ok(Some(_)) => match s.engine.customers(vec![], vec![n]).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some(_)) => match s.engine.customers(vec![], vec![n.clone()]).await {
+            Ok(_) => {
+                who.audit(&s, "customer", format!("deleted {n}"));
+                StatusCode::NO_CONTENT.into_response()
+            }
             Err(e) => error(action_error_status(&e), e.to_string()),
         },
         Ok(None) => error(
@@ -513,7 +568,7 @@ async fn customer_delete(
 /// `POST /api/customers/import`: a CSV file as the body (UTF-8 or GBK; see the README for the columns). Good rows
 /// are imported; each bad row is reported with its line number.
 async fn customers_import(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -524,24 +579,34 @@ async fn customers_import(
         .collect();
     let n = good.len();
     match s.engine.customers(good, vec![]).await {
-        Ok(_) => Json(json!({ "imported": n, "errors": rejected })).into_response(),
+        Ok(_) => {
+            who.audit(
+                &s,
+                "customer",
+                format!("imported {n} from CSV, {} rows refused", rejected.len()),
+            );
+            Json(json!({ "imported": n, "errors": rejected })).into_response()
+        }
         Err(e) => error(action_error_status(&e), e.to_string()),
     }
 }
 
-async fn customers_export(_: Authorized, State(s): State<AppState>) -> Response {
+async fn customers_export(who: Authorized, State(s): State<AppState>) -> Response {
     match all_customers(&s) {
-        Ok(all) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"customers.csv\"",
-                ),
-            ],
-            directory::to_csv(&all),
-        )
-            .into_response(),
+        Ok(all) => {
+            who.audit(&s, "export", "customer directory CSV");
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"customers.csv\"",
+                    ),
+                ],
+                directory::to_csv(&all),
+            )
+                .into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -555,7 +620,7 @@ struct ReportQuery {
 /// `GET /api/reports/{kind}?date=YYYY-MM-DD&format=json|csv`: the stored report for that date (day, week, month or
 /// quarter containing it), or one built now; `X-Report-Partial: true` when its period is not over.
 async fn report_get(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path(kind): Path<String>,
     Query(q): Query<ReportQuery>,
@@ -606,6 +671,11 @@ async fn report_get(
         if partial { "true" } else { "false" },
     )];
     if csv {
+        who.audit(
+            &s,
+            "export",
+            format!("report {} {} CSV", kind.as_str(), r.label),
+        );
         let name = format!(
             "attachment; filename=\"{}-{}.csv\"",
             kind.as_str(),

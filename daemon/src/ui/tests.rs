@@ -862,6 +862,16 @@ async fn directory_users_and_tokens_from_the_page() {
             .unwrap()
     };
     assert_eq!(send(&r.app, api()).await.status, StatusCode::OK);
+    let put = Request::put("/api/customers/13900001111")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(r#"{"name":"Li"}"#))
+        .unwrap();
+    assert_eq!(send(&r.app, put).await.status, StatusCode::OK);
+    let audit = send(&r.app, get("/audit", Some(&cookie))).await.body;
+    assert!(
+        audit.contains("token wallboard") && audit.contains("API: saved 13900001111"),
+        "{audit}"
+    );
     let hash = crate::auth::hash_token(&token);
     let revoked = send(
         &r.app,
