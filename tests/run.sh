@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's full check: installs the end-to-end test peers when they are missing
-# (mosquitto, mosquitto_sub, socat), then format check, clippy, build of the daemon
-# binary, and every test of the workspace (the e2e tests drive the built binary).
+# (mosquitto, mosquitto_sub, socat, chromium, and the npm packages of tests/browser),
+# then format check, clippy, build of the daemon binary, and every test of the
+# workspace (the e2e tests drive the built binary; tests/tests/browser.rs drives
+# headless Chromium with node).
 # Runs from any directory, reads no stdin.
 set -euo pipefail
 
@@ -21,12 +23,13 @@ fail() {
     exit 1
 }
 
-banner "test peers: mosquitto, mosquitto_sub, mosquitto_passwd, socat, openssl"
+banner "test peers: mosquitto, mosquitto_sub, mosquitto_passwd, socat, openssl, chromium"
 missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     if [ "$(id -u)" -eq 0 ]; then
@@ -46,6 +49,22 @@ for cmd in mosquitto mosquitto_sub mosquitto_passwd socat openssl; do
     command -v "$cmd" >/dev/null 2>&1 || fail "$cmd is still missing after the install step"
     echo "$cmd: $(command -v "$cmd")"
 done
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after the install step"
+echo "chromium: /usr/bin/chromium"
+
+banner "browser test packages: node >= 20, npm, tests/browser/node_modules"
+command -v node >/dev/null 2>&1 || fail "node is not installed (the browser tests need node >= 20 and npm)"
+command -v npm >/dev/null 2>&1 || fail "npm is not installed (the browser tests need node >= 20 and npm)"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 20 ] || fail "node $(node --version) is too old: the browser tests need node >= 20"
+echo "node: $(node --version), npm: $(npm --version)"
+if [ ! -d tests/browser/node_modules ]; then
+    if [ -f tests/browser/package-lock.json ]; then
+        (cd tests/browser && npm ci --no-audit --no-fund </dev/null) || fail "npm ci in tests/browser failed"
+    else
+        (cd tests/browser && npm install --no-audit --no-fund </dev/null) || fail "npm install in tests/browser failed"
+    fi
+fi
 command -v cargo >/dev/null 2>&1 || fail "cargo is not installed"
 cargo --version
 
