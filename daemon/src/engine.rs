@@ -584,8 +584,9 @@ impl Engine {
                 _ = tokio::time::sleep_until(wake) => {}
             }
             self.on_timers();
-            self.commit();
-            self.publish_snapshot();
+            if !self.commit() {
+                self.publish_snapshot();
+            }
         }
         info!("engine stopped");
     }
@@ -1352,7 +1353,10 @@ impl Engine {
     }
 
     /// Writes the pending change and flushes it; then, and only then, answers requests and publishes events.
-    fn commit(&mut self) {
+    /// Commits what changed, then publishes the snapshot, answers the requests and broadcasts the events, in
+    /// that order: whoever hears of an event or gets an answer reads a snapshot that already includes it.
+    /// True when it published the snapshot.
+    fn commit(&mut self) -> bool {
         if self.change.is_empty()
             && self.dirty_tasks.is_empty()
             && self.replies.is_empty()
@@ -1361,7 +1365,7 @@ impl Engine {
             && self.unit_replies.is_empty()
             && self.count_result_replies.is_empty()
         {
-            return;
+            return false;
         }
         self.change.tasks = self.dirty_tasks.values().cloned().collect();
         let started = std::time::Instant::now();
@@ -1386,6 +1390,7 @@ impl Engine {
                     change.events.len() as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
+                self.publish_snapshot();
                 for (reply, r) in self.replies.drain(..) {
                     let _ = reply.send(r);
                 }
@@ -1404,6 +1409,7 @@ impl Engine {
                 for e in change.events {
                     let _ = self.events_tx.send(Arc::new(e));
                 }
+                true
             }
             Err(e) => {
                 // Keep the change and try again with the next one; nothing is published meanwhile.
@@ -1422,6 +1428,7 @@ impl Engine {
                 for (reply, _) in self.count_result_replies.drain(..) {
                     let _ = reply.send(Err(ActionError::Store(e.to_string())));
                 }
+                false
             }
         }
     }

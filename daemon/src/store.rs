@@ -363,10 +363,20 @@ impl Store {
     pub fn tasks_newest_first(
         &self,
         limit: usize,
+        keep: impl FnMut(&Task) -> bool,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.tasks_newest_before("~", limit, keep)
+    }
+
+    /// As [`Store::tasks_newest_first`], only tasks whose id sorts below `before` (paging).
+    pub fn tasks_newest_before(
+        &self,
+        before: &str,
+        limit: usize,
         mut keep: impl FnMut(&Task) -> bool,
     ) -> Result<Vec<Task>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.tasks.iter().rev() {
+        for kv in self.tasks.range(..before.as_bytes()).rev() {
             let (k, v) = kv?;
             let t: Task = Self::decode("tasks", &k, &v)?;
             if keep(&t) {

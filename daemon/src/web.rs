@@ -729,11 +729,13 @@ async fn events(_: Authorized, State(s): State<AppState>, headers: HeaderMap) ->
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // Subscribed first, then the outbox read: an event committed meanwhile is in the outbox, the broadcast or
+    // both, and the stream drops the second copy by `seq`.
     let backlog: VecDeque<Event> = match resume {
         Some(after) => s
             .store
             .events_from(after + 1, 10_000)
-            .map(|v| v.into_iter().filter(|e| e.seq <= last_seq).collect())
+            .map(VecDeque::from)
             .unwrap_or_default(),
         None => VecDeque::new(),
     };

@@ -52,13 +52,18 @@
       });
       elapsed();
     }
+    let again = false;
     async function refresh() {
-      if (pending) return;
+      // One fetch at a time; an event that comes during a fetch asks for one more after it.
+      if (pending) { again = true; return; }
       pending = true;
       try {
-        const r = await fetch("/ui/status.json", { credentials: "same-origin", cache: "no-store" });
-        if (r.status === 401 || r.redirected) { location.href = "/login"; return; }
-        render(await r.json());
+        do {
+          again = false;
+          const r = await fetch("/ui/status.json", { credentials: "same-origin", cache: "no-store" });
+          if (r.status === 401 || r.redirected) { location.href = "/login"; return; }
+          render(await r.json());
+        } while (again);
       } catch (e) { /* the next event retries */ }
       finally { pending = false; }
     }

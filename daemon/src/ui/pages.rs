@@ -35,7 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/reports/{file}", get(report_csv))
 }
 
-const PAGE: usize = 50;
+pub const PAGE: usize = 50;
 
 fn opt_s(v: Option<&str>) -> &str {
     v.unwrap_or("")
@@ -262,6 +262,12 @@ pub struct TasksQuery {
     state: String,
     #[serde(default)]
     kind: String,
+    /// Paging of open tasks (sorted by deadline): the first row's offset.
+    #[serde(default)]
+    from: usize,
+    /// Paging of other lists (newest first): ids below this one.
+    #[serde(default)]
+    before: String,
 }
 
 fn state_msg(s: TaskState) -> Msg {
@@ -323,12 +329,44 @@ async fn tasks(State(s): State<AppState>, page: Page, Query(q): Query<TasksQuery
         _ => None,
     };
     let kind = KINDS.iter().copied().find(|k| k.as_str() == q.kind);
-    let rows = s
-        .store
-        .tasks_newest_first(500, |t| {
-            want.is_none_or(|w| t.state == w) && kind.is_none_or(|k| t.kind == k)
-        })
-        .unwrap_or_default();
+    let keep = |t: &Task| want.is_none_or(|w| t.state == w) && kind.is_none_or(|k| t.kind == k);
+    // Open tasks come from the open-task index, soonest deadline first; the rest newest first, by id.
+    let (rows, next) = if want == Some(TaskState::Open) {
+        let mut open: Vec<Task> = s
+            .store
+            .open_tasks()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(keep)
+            .collect();
+        open.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
+        let total = open.len();
+        let page_rows: Vec<Task> = open.into_iter().skip(q.from).take(PAGE).collect();
+        let next = (q.from + PAGE < total).then(|| format!("from={}", q.from + PAGE));
+        (page_rows, next)
+    } else {
+        let before = if q.before.is_empty() {
+            "~"
+        } else {
+            q.before.as_str()
+        };
+        let mut rows = s
+            .store
+            .tasks_newest_before(before, PAGE + 1, keep)
+            .unwrap_or_default();
+        let more = rows.len() > PAGE;
+        rows.truncate(PAGE);
+        let next = more
+            .then(|| rows.last().map(|t| format!("before={}", t.id)))
+            .flatten();
+        (rows, next)
+    };
+    let base = format!(
+        "/tasks?state={}&kind={}",
+        urlencode(&q.state),
+        urlencode(&q.kind)
+    );
+    let paged = q.from > 0 || !q.before.is_empty();
     let state_sel = if q.state.is_empty() {
         "open"
     } else {
@@ -352,6 +390,10 @@ async fn tasks(State(s): State<AppState>, page: Page, Query(q): Query<TasksQuery
             button type="submit" { (page.t(i18n::SHOW)) }
         }
         (tasks_table(&page, &rows))
+        nav.pager {
+            @if paged { a href=(base) { (page.t(i18n::NEWER)) } }
+            @if let Some(n) = &next { a #older href={ (base) "&" (n) } { (page.t(i18n::OLDER)) } }
+        }
     };
     page.layout(page.t(i18n::NAV_TASKS), None, body)
 }

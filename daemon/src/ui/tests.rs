@@ -948,3 +948,42 @@ async fn pages_use_only_assets_of_the_box() {
         "Excel needs the byte-order mark"
     );
 }
+
+#[tokio::test]
+async fn task_lists_page_by_deadline_and_by_age() {
+    let r = rig();
+    for i in 0..(super::pages::PAGE + 10) {
+        r.state
+            .engine
+            .open_complaint(ComplaintRequest {
+                call_id: None,
+                number: Some(format!("1380000{i:04}")),
+                name: None,
+                note: Some("x".into()),
+                severity: Default::default(),
+                category: None,
+                by: None,
+            })
+            .await
+            .unwrap();
+    }
+    let (cookie, _) = login(&r.app, "ann").await;
+    let rows = |html: &str| html.matches("data-task-id=").count();
+    for list in ["/tasks", "/tasks?state=all"] {
+        let first = send(&r.app, get(list, Some(&cookie))).await.body;
+        assert_eq!(rows(&first), super::pages::PAGE, "{list}");
+        let i = first.find("id=\"older\" href=\"").unwrap() + 17;
+        let next = first[i..].split('"').next().unwrap().replace("&amp;", "&");
+        let second = send(&r.app, get(&next, Some(&cookie))).await.body;
+        assert_eq!(rows(&second), 10, "{next}");
+        assert!(!second.contains("id=\"older\""));
+        // No task shows on both pages.
+        let ids = |html: &str| -> Vec<String> {
+            html.match_indices("data-task-id=\"")
+                .map(|(i, _)| html[i + 14..i + 40].to_string())
+                .collect()
+        };
+        let (a, b) = (ids(&first), ids(&second));
+        assert!(b.iter().all(|id| !a.contains(id)));
+    }
+}
