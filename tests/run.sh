@@ -86,4 +86,7 @@ banner "benchmark smoke run: lkbench --quick (figures are printed, not asserted;
 cargo build --release -p linekeeper </dev/null || fail "the release daemon does not build"
 cargo run --release -p linekeeper-e2e --bin lkbench -- --quick </dev/null || fail "lkbench --quick failed"
 
+banner "web page benchmark smoke run: webbench --quick (fails only when a page or the live stream is wrong)"
+cargo run --release -p linekeeper-e2e --bin webbench -- --quick </dev/null || fail "webbench --quick failed"
+
 banner "all checks passed"

@@ -15,7 +15,9 @@ use crate::model::{Call, Event, Task, Time};
 
 mod codec;
 
-pub const SCHEMA_VERSION: u64 = 1;
+/// 1: every record JSON. 2: calls as compact binary records (`codec`); version-1 records still read. A store is
+/// marked 2 when this version opens it, so an older linekeeper refuses it (`TooNew`) rather than misreading calls.
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,8 +147,8 @@ impl Store {
                     found: from_be(&v),
                 })
             }
-            Some(_) => {}
-            None => {
+            Some(v) if from_be(&v) == SCHEMA_VERSION => {}
+            _ => {
                 store.meta.insert(SCHEMA, &be(SCHEMA_VERSION))?;
                 store.flush()?;
             }
@@ -606,6 +608,39 @@ mod tests {
             clock_unsynced: false,
             message: None,
         }
+    }
+
+    #[test]
+    fn schema_version_is_raised_on_open_and_a_newer_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.meta.insert(SCHEMA, &be(1)).unwrap();
+            store.flush().unwrap();
+        }
+        {
+            let store = Store::reopen(dir.path());
+            let v = store.meta.get(SCHEMA).unwrap().unwrap();
+            assert_eq!(
+                from_be(&v),
+                SCHEMA_VERSION,
+                "a version-1 store is marked as this version's"
+            );
+            store.meta.insert(SCHEMA, &be(SCHEMA_VERSION + 1)).unwrap();
+            store.flush().unwrap();
+        }
+        let err = loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Locked { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => break other.err().expect("a newer store must be refused"),
+            }
+        };
+        assert!(
+            err.to_string().contains("newer than this linekeeper"),
+            "{err}"
+        );
     }
 
     #[test]
