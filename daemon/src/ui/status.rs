@@ -95,6 +95,7 @@ pub async fn page(State(s): State<AppState>, page: Page) -> Response {
         }
         section {
             h2 { (page.t(i18n::AGENTS)) }
+            @if snap.agents.is_empty() { p.empty { (page.t(i18n::NO_ROWS)) } }
             table #agents {
                 thead { tr { th { (page.t(i18n::AGENT)) } th { (page.t(i18n::STATE)) } th { (page.t(i18n::SINCE)) } } }
                 tbody {
