@@ -15,10 +15,9 @@ use crate::model::{Call, Event, Task, Time};
 
 mod codec;
 
-/// 1: every record JSON. 2: calls as compact binary records (`codec`); version-1 records still read. 3: the
-/// `call_numbers` index, built when a store of an earlier version is opened. A store is marked with this version
-/// when it opens, so an older linekeeper refuses it (`TooNew`) rather than misreading calls.
-pub const SCHEMA_VERSION: u64 = 3;
+/// 1: every record JSON. 2: calls as compact binary records (`codec`); version-1 records still read. A store is
+/// marked 2 when this version opens it, so an older linekeeper refuses it (`TooNew`) rather than misreading calls.
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,9 +79,6 @@ pub struct Store {
     records: sled::Tree,
     /// Web users (`user/{name}`) and the audit log (`audit/{ulid}`).
     accounts: sled::Tree,
-    /// Calls by number: `n/{number}\0{id}` and `r/{number reversed}\0{id}` (searches by the start or the end
-    /// of a number), written when a call ends.
-    call_numbers: sled::Tree,
     path: PathBuf,
 }
 
@@ -100,19 +96,6 @@ fn from_be(v: &[u8]) -> u64 {
     b[8 - n..].copy_from_slice(&v[v.len() - n..]);
     u64::from_be_bytes(b)
 }
-
-/// The `call_numbers` keys of a call: by the number and by the number reversed.
-fn number_keys(number: &str, id: &str) -> [Vec<u8>; 2] {
-    let reversed: String = number.chars().rev().collect();
-    [
-        format!("n/{number}\0{id}").into_bytes(),
-        format!("r/{reversed}\0{id}").into_bytes(),
-    ]
-}
-
-/// A number search this long or longer uses the `call_numbers` index (it matches the start or the end of a
-/// number); a shorter one reads the call log and matches anywhere in the number.
-pub const INDEXED_SEARCH: usize = 7;
 
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own plain data structs cannot fail.
@@ -154,7 +137,6 @@ impl Store {
             tokens: tree("tokens")?,
             records: tree("records")?,
             accounts: tree("accounts")?,
-            call_numbers: tree("call_numbers")?,
             db,
             path: path.to_path_buf(),
         };
@@ -166,10 +148,7 @@ impl Store {
                 })
             }
             Some(v) if from_be(&v) == SCHEMA_VERSION => {}
-            found => {
-                if found.is_some_and(|v| from_be(&v) < 3) {
-                    store.build_number_index()?;
-                }
+            _ => {
                 store.meta.insert(SCHEMA, &be(SCHEMA_VERSION))?;
                 store.flush()?;
             }
@@ -215,10 +194,9 @@ impl Store {
             &self.outbox,
             &self.meta,
             &self.records,
-            &self.call_numbers,
         );
         let r: Result<(), TransactionError<()>> = trees.transaction(
-            |(calls, tasks, open_calls, open_tasks, outbox, meta, records, call_numbers)| {
+            |(calls, tasks, open_calls, open_tasks, outbox, meta, records)| {
                 for (k, v) in &change.records {
                     match v {
                         Some(v) => records.insert(k.as_bytes(), v.as_slice())?,
@@ -231,11 +209,6 @@ impl Store {
                         open_calls.insert(c.id.as_bytes(), &[])?;
                     } else {
                         open_calls.remove(c.id.as_bytes())?;
-                        if let Some(n) = c.number.as_deref().filter(|n| !n.is_empty()) {
-                            for k in number_keys(n, &c.id) {
-                                call_numbers.insert(k, &[])?;
-                            }
-                        }
                     }
                 }
                 for t in &change.tasks {
@@ -316,88 +289,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Calls in `[from_id, to_id)` whose number contains `number`, newest first, at most `limit` of those
-    /// `keep` accepts. With [`INDEXED_SEARCH`] or more characters, through the index: numbers that start or end
-    /// with `number`.
-    pub fn calls_with_number(
-        &self,
-        number: &str,
-        from_id: &str,
-        to_id: &str,
-        limit: usize,
-        mut keep: impl FnMut(&Call) -> bool,
-    ) -> Result<Vec<Call>, StoreError> {
-        if number.chars().count() < INDEXED_SEARCH {
-            return self.calls_newest_first(from_id, to_id, limit, |c| {
-                c.number.as_deref().is_some_and(|n| n.contains(number)) && keep(c)
-            });
-        }
-        let reversed: String = number.chars().rev().collect();
-        let mut ids: Vec<Vec<u8>> = Vec::new();
-        for prefix in [format!("n/{number}"), format!("r/{reversed}")] {
-            for k in self.call_numbers.scan_prefix(prefix.as_bytes()).keys() {
-                let k = k?;
-                if let Some(at) = k.iter().position(|&b| b == 0) {
-                    let id = &k[at + 1..];
-                    if id >= from_id.as_bytes() && id < to_id.as_bytes() {
-                        ids.push(id.to_vec());
-                    }
-                }
-            }
-        }
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.dedup();
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(v) = self.calls.get(&id)? {
-                let c = Self::decode_call(&id, &v)?;
-                if keep(&c) {
-                    out.push(c);
-                    if out.len() >= limit {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Indexes every ended call by number (a store from before the index).
-    fn build_number_index(&self) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
-        let mut batch = sled::Batch::default();
-        let (mut n, mut pending) = (0usize, 0usize);
-        for kv in self.calls.iter() {
-            let (k, v) = kv?;
-            let c = Self::decode_call(&k, &v)?;
-            if let (Some(number), Some(_)) =
-                (c.number.as_deref().filter(|n| !n.is_empty()), c.ended_at)
-            {
-                for key in number_keys(number, &c.id) {
-                    batch.insert(key, &[]);
-                }
-                n += 1;
-                pending += 1;
-            }
-            if pending >= 10_000 {
-                pending = 0;
-                self.call_numbers
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(|e| StoreError::Write(e.to_string()))?;
-            }
-        }
-        self.call_numbers
-            .apply_batch(batch)
-            .map_err(|e| StoreError::Write(e.to_string()))?;
-        self.flush()?;
-        tracing::info!(
-            calls = n,
-            ms = started.elapsed().as_millis() as u64,
-            "indexed the call log by number"
-        );
-        Ok(())
     }
 
     /// Calls in `[from_id, to_id)`, oldest first.
@@ -717,77 +608,6 @@ mod tests {
             clock_unsynced: false,
             message: None,
         }
-    }
-
-    #[test]
-    fn calls_are_found_by_the_start_or_the_end_of_their_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let with = |id: &str, number: &str, ended: bool| Call {
-            number: Some(number.into()),
-            ..call(id, ended)
-        };
-        let calls = vec![
-            with("01A", "13800138000", true),
-            with("01B", "075583001234", true),
-            with("01C", "13800138000", true),
-            with("01D", "13912345678", true),
-            with("01E", "13800138000", false), // still ringing: not indexed yet
-        ];
-        store
-            .commit(
-                &Change {
-                    calls,
-                    ..Default::default()
-                },
-                1,
-            )
-            .unwrap();
-        let ids = |number: &str, lo: &str, hi: &str| -> Vec<String> {
-            store
-                .calls_with_number(number, lo, hi, 10, |_| true)
-                .unwrap()
-                .into_iter()
-                .map(|c| c.id)
-                .collect()
-        };
-        assert_eq!(ids("13800138000", "", "~"), ["01C", "01A"], "newest first");
-        assert_eq!(
-            ids("83001234", "", "~"),
-            ["01B"],
-            "the local part of a landline: the end"
-        );
-        assert_eq!(ids("1380013", "", "~"), ["01C", "01A"], "the start");
-        assert_eq!(ids("13800138000", "01B", "~"), ["01C"], "the time range");
-        assert!(
-            ids("0013800", "", "~").is_empty(),
-            "a long query in the middle is not indexed"
-        );
-        assert_eq!(
-            ids("3001", "", "~"),
-            ["01B"],
-            "short: anywhere, by reading the log"
-        );
-        assert_eq!(
-            store
-                .calls_with_number("13800138000", "", "~", 1, |_| true)
-                .unwrap()
-                .len(),
-            1
-        );
-        // A store from before the index gets it when opened.
-        store.call_numbers.clear().unwrap();
-        store.meta.insert(SCHEMA, &be(2)).unwrap();
-        store.flush().unwrap();
-        drop(store);
-        let store = Store::reopen(dir.path());
-        let found: Vec<String> = store
-            .calls_with_number("83001234", "", "~", 10, |_| true)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        assert_eq!(found, ["01B"]);
     }
 
     #[test]

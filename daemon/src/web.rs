@@ -306,10 +306,15 @@ async fn calls(_: Authorized, State(s): State<AppState>, Query(q): Query<CallsQu
     let lo = from.map(id_floor).unwrap_or_default();
     let hi = to.map(id_floor).unwrap_or_else(|| "~".into());
     let number = q.number.filter(|n| !n.is_empty());
-    let r = match &number {
-        Some(n) => s.store.calls_with_number(n, &lo, &hi, limit, |_| true),
-        None => s.store.calls_newest_first(&lo, &hi, limit, |_| true),
-    };
+    let r = s
+        .store
+        .calls_newest_first(&lo, &hi, limit, |c| match &number {
+            Some(n) => c
+                .number
+                .as_deref()
+                .is_some_and(|cn| cn.contains(n.as_str())),
+            None => true,
+        });
     match r {
         Ok(v) => Json(v).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -98,17 +98,14 @@ async fn calls(State(s): State<AppState>, page: Page, Query(q): Query<CallsQuery
     let (number, name, agent) = (q.number.trim(), q.name.trim(), q.agent.trim());
     let outcome = q.outcome.trim();
     let rows = if problems.is_empty() {
-        let keep = |c: &Call| {
-            (name.is_empty() || c.name.as_deref().is_some_and(|n| n.contains(name)))
-                && (agent.is_empty() || c.agent.as_deref() == Some(agent))
-                && (outcome.is_empty() || c.outcome.map(Outcome::as_str) == Some(outcome))
-        };
-        if number.is_empty() {
-            s.store.calls_newest_first(&lo, &hi, PAGE + 1, keep)
-        } else {
-            s.store.calls_with_number(number, &lo, &hi, PAGE + 1, keep)
-        }
-        .unwrap_or_default()
+        s.store
+            .calls_newest_first(&lo, &hi, PAGE + 1, |c| {
+                (number.is_empty() || c.number.as_deref().is_some_and(|n| n.contains(number)))
+                    && (name.is_empty() || c.name.as_deref().is_some_and(|n| n.contains(name)))
+                    && (agent.is_empty() || c.agent.as_deref() == Some(agent))
+                    && (outcome.is_empty() || c.outcome.map(Outcome::as_str) == Some(outcome))
+            })
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
