@@ -987,3 +987,87 @@ async fn task_lists_page_by_deadline_and_by_age() {
         assert!(b.iter().all(|id| !a.contains(id)));
     }
 }
+
+mod hostile_input {
+    use super::super::{cookie_value, local_path, same_origin};
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use proptest::prelude::*;
+
+    fn headers(host: &str, origin: Option<&str>, referer: Option<&str>, cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let mut put = |k: header::HeaderName, v: &str| {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.insert(k, v);
+            }
+        };
+        put(header::HOST, host);
+        if let Some(o) = origin {
+            put(header::ORIGIN, o);
+        }
+        if let Some(r) = referer {
+            put(header::REFERER, r);
+        }
+        put(header::COOKIE, cookie);
+        h
+    }
+
+    proptest! {
+        #[test]
+        fn header_parsing_never_panics_and_only_trusts_the_own_host(
+            host in "[a-z0-9.:-]{0,30}",
+            origin in proptest::option::of(".{0,60}"),
+            referer in proptest::option::of(".{0,60}"),
+            cookie in ".{0,80}",
+        ) {
+            let h = headers(&host, origin.as_deref(), referer.as_deref(), &cookie);
+            let ok = same_origin(&h);
+            if ok {
+                // Whatever matched names exactly this host.
+                let url = h.get(header::ORIGIN).or_else(|| h.get(header::REFERER)).unwrap().to_str().unwrap();
+                let rest = url.split_once("://").unwrap().1;
+                let authority = rest.split(['/', '?', '#']).next().unwrap();
+                prop_assert!(authority.eq_ignore_ascii_case(&host));
+            }
+            let _ = cookie_value(&h, "lk_session");
+        }
+
+        #[test]
+        fn redirect_targets_stay_on_this_box(p in ".{0,40}") {
+            let to = local_path(Some(&p));
+            prop_assert!(to.starts_with('/') && !to.starts_with("//") && !to.contains('\\'));
+        }
+    }
+
+    #[test]
+    fn examples() {
+        let h = headers(
+            "box:8080",
+            Some("http://box:8080"),
+            None,
+            "a=1; lk_session=abc; b=2",
+        );
+        assert!(same_origin(&h));
+        assert_eq!(cookie_value(&h, "lk_session"), Some("abc"));
+        assert!(!same_origin(&headers(
+            "box:8080",
+            Some("http://box:8080.evil.example"),
+            None,
+            ""
+        )));
+        assert!(!same_origin(&headers(
+            "box:8080",
+            Some("null"),
+            Some("http://box:8080/x"),
+            ""
+        )));
+        assert!(same_origin(&headers(
+            "box:8080",
+            None,
+            Some("https://BOX:8080/tasks"),
+            ""
+        )));
+        assert!(!same_origin(&headers("box:8080", None, None, "")));
+        assert_eq!(local_path(Some("/\\evil")), "/");
+        assert_eq!(local_path(Some("https://evil")), "/");
+    }
+}
