@@ -30,6 +30,10 @@ use tokio::task::JoinHandle;
 
 pub use linekeeper::modem::sim::{SimModem, SimOptions};
 
+pub mod bench;
+// The benches' machine description lived here before the `bench` module; kept at the root for other callers.
+pub use bench::{clock_ticks, machine, Machine};
+
 /// Deadline for things that involve a process starting or a reconnect with backoff.
 pub const LONG: Duration = Duration::from_secs(60);
 /// Deadline for one step of a scenario (an event to arrive, a call to end).
@@ -1681,56 +1685,6 @@ pub fn assert_seq_increasing(events: &[Value]) {
             pair[0],
             pair[1]
         );
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// For the benchmark binaries: the machine they ran on, and the kernel's clock tick
-// ---------------------------------------------------------------------------------------
-
-/// The machine a benchmark ran on, printed beside its figures.
-pub struct Machine {
-    pub nproc: usize,
-    pub cpu_model: String,
-    pub kernel: String,
-    pub date: String,
-}
-
-pub fn machine() -> Machine {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    // x86 says "model name"; many ARM kernels only say "Hardware" or "Model".
-    let field = |key: &str| {
-        cpuinfo.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-    };
-    let cpu_model = field("model name")
-        .or_else(|| field("Model"))
-        .or_else(|| field("Hardware"))
-        .unwrap_or_else(|| "unknown".into());
-    Machine {
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model,
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        date: chrono::Utc::now()
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
-    }
-}
-
-/// Clock ticks per second, the unit of utime and stime in /proc/PID/stat.
-pub fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
     }
 }
 

@@ -41,40 +41,33 @@
 //! Everything runs on the same machine, so the bench, socat and mosquitto compete with the
 //! daemon for the CPUs: the figures are an upper bound of what the daemon alone costs.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
-use linekeeper::model::{mask_number, new_id, Call, Direction, NumberStatus, Outcome};
-use linekeeper::store::{Change, Store};
-use linekeeper_e2e::{clock_ticks, free_port, machine, tail, target_dir, Machine, PtyPair};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use linekeeper::model::{mask_number, Call, Outcome};
+use linekeeper::store::Store;
+use linekeeper_e2e::bench::{
+    self, call_number, cpu_secs, dir_bytes, incoming_call, json_report, machine, mb, modem_config,
+    round, seed_calls, status_mb, thread_delta, threads, Broker, Daemon, Heard, Machine, Modem, Ms,
+    Subscription, Table,
+};
+use linekeeper_e2e::{tail, PtyPair};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinHandle;
-use tokio_serial::SerialStream;
+use tokio::sync::mpsc;
 
-/// The site id of the generated config; topics are `linekeeper/bench/...`.
-const SITE: &str = "bench";
+/// Topics are `linekeeper/bench/...` (the site id of the generated config).
 const TOPIC_CALL: &str = "linekeeper/bench/events/call";
-/// Deadline for a process to come up (healthz, MQTT connected, modem initialised).
-const STARTUP: Duration = Duration::from_secs(60);
 /// Deadline for one event of a paced call.
 const STEP: Duration = Duration::from_secs(10);
 /// Calls played on the seeded store before RSS is read (fixed by the benchmark's definition).
 const RSS_CALLS: usize = 1000;
 /// How many times `GET /api/calls?limit=1000` is asked on the seeded store.
 const API_ROUNDS: usize = 5;
-/// Calls written to the store per commit while seeding.
-const SEED_BATCH: usize = 1000;
 
 // Targets and the NCID reference, printed beside the figures (never asserted).
 const TARGET_P99_MS: f64 = 5.0;
@@ -124,7 +117,7 @@ The daemon binary is $LINEKEEPER_BIN, else <target>/release/linekeeper
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let quick = args.iter().any(|a| a == "--quick");
+        let quick = bench::quick(args);
         let mut o = if quick {
             Options {
                 calls: 100,
@@ -146,47 +139,20 @@ impl Options {
                 keep: false,
             }
         };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            // Accept both `--flag N` and `--flag=N`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<u64> {
-                let v = match &inline {
-                    Some(v) => v.clone(),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| anyhow!("{name} needs a number"))?,
-                };
-                v.parse::<u64>()
-                    .map_err(|_| anyhow!("{name} needs a whole number, got `{v}`"))
-            };
+        bench::parse_flags(args, USAGE, |flag, args| {
             match flag {
-                "--quick" => {}
                 "--keep" => o.keep = true,
-                "--calls" => o.calls = value("--calls")? as usize,
+                "--calls" => o.calls = args.number(flag)? as usize,
                 "--throughput-calls" | "--tput-calls" | "-m" => {
-                    o.throughput_calls = value("--throughput-calls")? as usize
+                    o.throughput_calls = args.number("--throughput-calls")? as usize
                 }
-                "--stored" => o.stored = value("--stored")? as usize,
-                "--idle-secs" => o.idle_secs = value("--idle-secs")?,
-                "--dir" => {
-                    let d = match inline {
-                        Some(v) => v,
-                        None => it
-                            .next()
-                            .cloned()
-                            .ok_or_else(|| anyhow!("--dir needs a directory"))?,
-                    };
-                    o.dir = Some(PathBuf::from(d));
-                }
-                "-h" | "--help" => bail!("{USAGE}"),
-                other => bail!("unknown argument `{other}`\n{USAGE}"),
+                "--stored" => o.stored = args.number(flag)? as usize,
+                "--idle-secs" => o.idle_secs = args.number(flag)?,
+                "--dir" => o.dir = Some(PathBuf::from(args.value(flag)?)),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         if o.calls == 0 || o.throughput_calls == 0 {
             bail!("--calls and --throughput-calls must be at least 1");
         }
@@ -195,547 +161,29 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------------------
-// The machine and /proc
+// The daemon and the modem's calls
 // ---------------------------------------------------------------------------------------
 
-/// utime + stime of a whole process (all its threads, including those that have exited), in
-/// seconds.
-fn cpu_secs(pid: u32) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14 and stime field 15 (1-based).
-    let num = |i: usize| -> Result<u64> {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| anyhow!("no field {i} in /proc/{pid}/stat"))
-    };
-    Ok((num(14)? + num(15)?) as f64 / clock_ticks())
+/// The daemon with the config of the benchmark's definition: one modem line that reports OFFHOOK and ONHOOK.
+fn new_daemon(dir: &Path, device: &Path, mqtt_port: u16) -> Result<Daemon> {
+    Daemon::new("lkbench", dir, |store, web_port| {
+        modem_config("lkbench", store, device, mqtt_port, "", web_port)
+    })
 }
 
-/// A `key:   123 kB` line of /proc/PID/status, in kB.
-fn status_kb(pid: u32, key: &str) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| {
-            let v = l.strip_prefix(key)?.strip_prefix(':')?;
-            v.split_whitespace().next()?.parse().ok()
-        })
-        .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
+/// Starts the daemon's `run`th run, logging to `daemon-RUN.stdout.log` and `daemon-RUN.stderr.log`.
+fn start_daemon(daemon: &mut Daemon, run: u32) -> Result<()> {
+    daemon.spawn(
+        &format!("daemon-{run}.stdout.log"),
+        &format!("daemon-{run}.stderr.log"),
+    )
 }
 
-/// One thread's name and context switches (voluntary + non-voluntary).
-#[derive(Debug, Clone)]
-struct ThreadSample {
-    name: String,
-    switches: u64,
-}
-
-/// Context switches of each thread of a process, by thread id.
-///
-/// /proc/PID/status counts only the main thread, which in a tokio program mostly sleeps in
-/// `block_on`, so the threads are read one by one from /proc/PID/task/*/status.
-fn ctxt_switches(pid: u32) -> HashMap<u32, ThreadSample> {
-    let mut out = HashMap::new();
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |key: &str| {
-            status.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k == key).then(|| v.trim().to_string())
-            })
-        };
-        let count = |key: &str| field(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        out.insert(
-            tid,
-            ThreadSample {
-                name: field("Name").unwrap_or_default(),
-                switches: count("voluntary_ctxt_switches") + count("nonvoluntary_ctxt_switches"),
-            },
-        );
-    }
-    out
-}
-
-/// Context switches between two per-thread samples, in all and per thread name (most first).
-/// Threads present in both count their difference, new threads count in full; threads that
-/// exited in between are counted in `exited` (their last switches are not seen).
-struct CtxtDelta {
-    total: u64,
-    by_name: Vec<(String, u64)>,
-    exited: usize,
-}
-
-fn ctxt_delta(
-    before: &HashMap<u32, ThreadSample>,
-    after: &HashMap<u32, ThreadSample>,
-) -> CtxtDelta {
-    let mut by_name: HashMap<String, u64> = HashMap::new();
-    for (tid, t) in after {
-        let n = t
-            .switches
-            .saturating_sub(before.get(tid).map(|b| b.switches).unwrap_or(0));
-        *by_name.entry(t.name.clone()).or_default() += n;
-    }
-    let mut by_name: Vec<(String, u64)> = by_name.into_iter().filter(|(_, n)| *n > 0).collect();
-    by_name.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    CtxtDelta {
-        total: by_name.iter().map(|(_, n)| n).sum(),
-        by_name,
-        exited: before.keys().filter(|t| !after.contains_key(t)).count(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Child processes
-// ---------------------------------------------------------------------------------------
-
-/// A child process that is killed and reaped when dropped.
-struct Proc {
-    child: Child,
-    what: String,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after `grace`. Returns how long the process took to exit.
-    fn terminate(mut self, grace: Duration) -> Duration {
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child, not reaped yet (so the pid cannot be reused).
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        while started.elapsed() < grace {
-            if self.exited().is_some() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!(
-            "lkbench: {} did not exit within {grace:?} of SIGTERM; killing it",
-            self.what
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        started.elapsed()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A program from $PATH, or from the sbin directories a non-login PATH may lack (mosquitto).
-fn find_program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
-/// The daemon binary: `$LINEKEEPER_BIN`, else `<target>/release/linekeeper`.
-fn daemon_bin() -> Result<PathBuf> {
-    let bin = match std::env::var_os("LINEKEEPER_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => target_dir().join("release").join("linekeeper"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "the daemon binary {} does not exist: build it with `cargo build --release -p linekeeper` \
-             or point $LINEKEEPER_BIN at one",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// A mosquitto of our own (the harness's broker does not expose its pid, which the CPU figures
-/// need). Default broker settings, no persistence, loopback only.
-struct Broker {
-    port: u16,
-    log: PathBuf,
-    proc: Proc,
-}
-
-impl Broker {
-    fn launch(dir: &Path) -> Result<Broker> {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        let log = dir.join("mosquitto.log");
-        fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
-                 persistence false\n\
-                 log_dest stderr\n\
-                 log_type error\n\
-                 log_type warning\n\
-                 log_type notice\n\
-                 max_queued_messages 100000\n\
-                 # ignored unless started as root, where it keeps mosquitto able to write here\n\
-                 user root\n"
-            ),
-        )?;
-        let child = Command::new(find_program("mosquitto"))
-            .arg("-c")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(File::create(&log)?)
-            .stderr(File::options().append(true).open(&log)?)
-            .spawn()
-            .context("starting mosquitto (is it installed?)")?;
-        let mut proc = Proc {
-            child,
-            what: "mosquitto".into(),
-        };
-        let deadline = Instant::now() + STARTUP;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = proc.exited() {
-                bail!("mosquitto exited ({status}):\n{}", tail(&log, 30));
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "mosquitto did not listen on port {port}:\n{}",
-                    tail(&log, 30)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Broker { port, log, proc })
-    }
-}
-
-/// The daemon under test: its config, store and logs in the bench's temp dir.
-struct Daemon {
-    bin: PathBuf,
-    dir: PathBuf,
-    config: PathBuf,
-    store: PathBuf,
-    web_port: u16,
-    proc: Option<Proc>,
-    runs: u32,
-    http: ureq::Agent,
-    token: Option<String>,
-}
-
-impl Daemon {
-    fn new(dir: &Path, device: &Path, mqtt_port: u16) -> Result<Daemon> {
-        let store = dir.join("store");
-        let config = dir.join("linekeeper.toml");
-        let web_port = free_port();
-        // The config of the benchmark's definition: one modem line that reports OFFHOOK and
-        // ONHOOK (answer_detect), so calls end at once instead of after ring_timeout.
-        fs::write(
-            &config,
-            format!(
-                r#"# written by lkbench
-[site]
-id = "{SITE}"
-timezone = "Asia/Shanghai"
-
-[store]
-path = "{store}"
-
-[[line]]
-id = "line1"
-kind = "modem"
-device = "{device}"
-init = ["AT"]
-ring_timeout = "7s"
-answer_detect = true
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-
-[web]
-listen = "127.0.0.1:{web_port}"
-"#,
-                store = store.display(),
-                device = device.display(),
-            ),
-        )?;
-        Ok(Daemon {
-            bin: daemon_bin()?,
-            dir: dir.to_path_buf(),
-            config,
-            store,
-            web_port,
-            proc: None,
-            runs: 0,
-            http: ureq::AgentBuilder::new()
-                .timeout_connect(Duration::from_secs(5))
-                .timeout(Duration::from_secs(60))
-                .build(),
-            token: None,
-        })
-    }
-
-    fn pid(&self) -> Result<u32> {
-        self.proc
-            .as_ref()
-            .map(Proc::pid)
-            .ok_or_else(|| anyhow!("the daemon is not running"))
-    }
-
-    fn stderr_log(&self) -> PathBuf {
-        self.dir.join(format!("daemon-{}.stderr.log", self.runs))
-    }
-
-    /// The tail of the current run's log, for error messages.
-    fn log_tail(&self) -> String {
-        format!(
-            "--- daemon log {} ---\n{}",
-            self.stderr_log().display(),
-            tail(&self.stderr_log(), 40)
-        )
-    }
-
-    /// Starts `linekeeper run` with the default log level (info), as in production.
-    fn spawn(&mut self) -> Result<()> {
-        self.runs += 1;
-        let log = self.stderr_log();
-        let child = Command::new(&self.bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("LINEKEEPER_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(File::create(
-                self.dir.join(format!("daemon-{}.stdout.log", self.runs)),
-            )?)
-            .stderr(File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", self.bin.display()))?;
-        self.proc = Some(Proc {
-            child,
-            what: "the daemon".into(),
-        });
-        Ok(())
-    }
-
-    /// Waits until `/healthz` shows line1 `up` and MQTT `connected`; returns the health JSON.
-    async fn wait_ready(&mut self) -> Result<Value> {
-        let deadline = Instant::now() + STARTUP;
-        let mut last = String::from("no answer yet");
-        loop {
-            if let Some(status) = self.proc.as_mut().and_then(Proc::exited) {
-                bail!(
-                    "the daemon exited ({status}) while starting\n{}",
-                    self.log_tail()
-                );
-            }
-            let (code, body) = self.get("/healthz", false).await?;
-            if let Ok(h) = serde_json::from_str::<Value>(&body) {
-                let link = h["lines"]
-                    .as_array()
-                    .and_then(|ls| ls.iter().find(|l| l["id"] == "line1"))
-                    .map(|l| l["link"].clone());
-                if code == 200
-                    && link.as_ref().and_then(Value::as_str) == Some("up")
-                    && h["mqtt"] == "connected"
-                {
-                    return Ok(h);
-                }
-                last = format!("HTTP {code} {h}");
-            } else if code != 0 {
-                last = format!("HTTP {code} {body}");
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the daemon was not ready (line up, MQTT connected) within {STARTUP:?}; \
-                     last /healthz: {last}\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM and wait; returns how long the daemon took to exit.
-    fn stop(&mut self) -> Duration {
-        self.proc
-            .take()
-            .map(|p| p.terminate(Duration::from_secs(15)))
-            .unwrap_or_default()
-    }
-
-    /// GET on the daemon's web port (off the async workers); `(0, error)` when nothing answers.
-    async fn get(&self, path: &str, auth: bool) -> Result<(u16, String)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.web_port);
-        let mut req = self.http.get(&url);
-        if auth {
-            let token = self.token.as_ref().ok_or_else(|| anyhow!("no API token"))?;
-            req = req.set("Authorization", &format!("Bearer {token}"));
-        }
-        tokio::task::spawn_blocking(move || match req.call() {
-            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
-        })
-        .await
-        .context("HTTP thread")
-    }
-
-    /// A counter from `/metrics` (0 when absent).
-    async fn metric(&self, name: &str) -> Result<f64> {
-        let (code, body) = self.get("/metrics", false).await?;
-        if code != 200 {
-            bail!("GET /metrics answered {code}: {body}");
-        }
-        Ok(body
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0.0))
-    }
-
-    /// The last committed event `seq`, from `/healthz`.
-    async fn last_seq(&self) -> Result<u64> {
-        let (code, body) = self.get("/healthz", false).await?;
-        serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|h| h["last_seq"].as_u64())
-            .ok_or_else(|| anyhow!("GET /healthz answered {code} without last_seq: {body}"))
-    }
-
-    /// `linekeeper token create NAME --config CFG`: the token it prints.
-    fn create_token(&mut self, name: &str) -> Result<()> {
-        let out = Command::new(&self.bin)
-            .args(["token", "create", name, "--config"])
-            .arg(&self.config)
-            .env_remove("LINEKEEPER_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .context("running `linekeeper token create`")?;
-        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || token.is_empty() {
-            bail!(
-                "`linekeeper token create {name}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        self.token = Some(token);
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The modem (our side of the pty)
-// ---------------------------------------------------------------------------------------
-
-/// The caller-ID modem the bench plays: it answers every command line with OK, and writes
-/// calls on demand.
-struct Modem {
-    writer: Arc<Mutex<WriteHalf<SerialStream>>>,
-    /// Command lines answered so far (each `\r` the daemon sent).
-    commands: Arc<AtomicU64>,
-    reader: JoinHandle<()>,
-}
-
-impl Modem {
-    fn open(path: &Path) -> Result<Modem> {
-        use tokio_serial::SerialPortBuilderExt;
-        let port = tokio_serial::new(path.to_string_lossy(), 115_200)
-            .open_native_async()
-            .with_context(|| format!("opening the modem side of the pty {}", path.display()))?;
-        let (read, write) = tokio::io::split(port);
-        let writer = Arc::new(Mutex::new(write));
-        let commands = Arc::new(AtomicU64::new(0));
-        let reader = tokio::spawn(answer_commands(read, writer.clone(), commands.clone()));
-        Ok(Modem {
-            writer,
-            commands,
-            reader,
-        })
-    }
-
-    /// Writes `bytes` and flushes; returns the moment the write completed.
-    async fn write(&self, bytes: &[u8]) -> Result<Instant> {
-        let mut w = self.writer.lock().await;
-        w.write_all(bytes).await.context("writing to the pty")?;
-        w.flush().await.context("flushing the pty")?;
-        Ok(Instant::now())
-    }
-}
-
-impl Drop for Modem {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-/// Reads what the daemon sends and answers `OK` to each line ending in `\r` (its init command).
-async fn answer_commands(
-    mut read: ReadHalf<SerialStream>,
-    writer: Arc<Mutex<WriteHalf<SerialStream>>>,
-    commands: Arc<AtomicU64>,
-) {
-    let mut buf = [0u8; 256];
-    loop {
-        let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        for _ in buf[..n].iter().filter(|&&b| b == b'\r') {
-            let mut w = writer.lock().await;
-            if w.write_all(b"\r\nOK\r\n").await.is_err() || w.flush().await.is_err() {
-                return;
-            }
-            commands.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The number of the bench's call `i` (the last four digits survive the MQTT masking).
-fn number(i: usize) -> String {
-    format!("1380013{:04}", i % 10_000)
-}
-
-/// The caller-ID block up to (not including) the NAME line.
+/// The caller-ID block of call `i` up to (not including) the NAME line.
 fn call_head(i: usize) -> String {
     format!(
         "RING\r\nDATE = 1124\r\nTIME = 0930\r\nNMBR = {}\r\n",
-        number(i)
+        call_number(i)
     )
 }
 
@@ -759,7 +207,7 @@ struct CallEvent {
 /// Subscribes to the call events at QoS 1 and forwards each, stamped with its arrival time.
 struct Subscriber {
     rx: mpsc::UnboundedReceiver<CallEvent>,
-    task: JoinHandle<()>,
+    mqtt: Subscription,
     /// Messages that were not call events with a type, a number and a seq.
     garbled: Arc<AtomicU64>,
     last_seq: u64,
@@ -768,61 +216,34 @@ struct Subscriber {
 
 impl Subscriber {
     async fn start(port: u16) -> Result<Subscriber> {
-        let mut opts =
-            MqttOptions::new(format!("lkbench-{}", std::process::id()), "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(60));
-        opts.set_max_packet_size(1024 * 1024, 64 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, rx) = mpsc::unbounded_channel();
-        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let garbled = Arc::new(AtomicU64::new(0));
         let bad = garbled.clone();
-        let task = tokio::spawn(async move {
-            let mut subscribed_tx = Some(subscribed_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        // Stamp first, then parse.
-                        let at = Instant::now();
-                        let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        let (Some(kind), Some(number), Some(seq)) = (
-                            v["type"].as_str(),
-                            v["call"]["number"].as_str(),
-                            v["seq"].as_u64(),
-                        ) else {
-                            bad.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        };
-                        let _ = tx.send(CallEvent {
-                            at,
-                            kind: kind.to_string(),
-                            number: number.to_string(),
-                            seq,
-                        });
-                    }
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = client.try_subscribe(TOPIC_CALL, QoS::AtLeastOnce);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(s) = subscribed_tx.take() {
-                            let _ = s.send(());
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("lkbench: MQTT subscriber: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        });
-        tokio::time::timeout(STARTUP, subscribed)
-            .await
-            .map_err(|_| anyhow!("the MQTT subscription was not acknowledged within {STARTUP:?}"))?
-            .map_err(|_| anyhow!("the MQTT subscriber stopped"))?;
+        let client_id = format!("lkbench-{}", std::process::id());
+        let mqtt = Subscription::start(port, &client_id, TOPIC_CALL, true, move |heard| {
+            let Heard::Message { at, publish } = heard else {
+                return;
+            };
+            let v: Value = serde_json::from_slice(&publish.payload).unwrap_or(Value::Null);
+            let (Some(kind), Some(number), Some(seq)) = (
+                v["type"].as_str(),
+                v["call"]["number"].as_str(),
+                v["seq"].as_u64(),
+            ) else {
+                bad.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let _ = tx.send(CallEvent {
+                at,
+                kind: kind.to_string(),
+                number: number.to_string(),
+                seq,
+            });
+        })
+        .await?;
         Ok(Subscriber {
             rx,
-            task,
+            mqtt,
             garbled,
             last_seq: 0,
             out_of_order: 0,
@@ -834,7 +255,11 @@ impl Subscriber {
         let ev = tokio::time::timeout(timeout, self.rx.recv())
             .await
             .map_err(|_| {
-                anyhow!("no call event within {timeout:?} while waiting for {waiting_for}")
+                anyhow!(
+                    "no call event within {timeout:?} while waiting for {waiting_for} \
+                     (subscriber connection errors: {})",
+                    self.mqtt.errors()
+                )
             })?
             .ok_or_else(|| anyhow!("the MQTT subscriber stopped"))?;
         // Events must come in seq order (a repeat, after a reconnect, carries the same seq).
@@ -880,45 +305,17 @@ impl Subscriber {
     }
 }
 
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Phases
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Default)]
 struct Latency {
-    samples: usize,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
+    /// NAME line written -> `call.ringing` received, one per call.
+    ms: Ms,
     secs: f64,
     commits_per_call: f64,
     commit_ms: f64,
-}
-
-/// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Commits and commit time so far, from `/metrics`.
-async fn commit_counters(d: &Daemon) -> Result<(f64, f64)> {
-    Ok((
-        d.metric("linekeeper_store_commits_total").await?,
-        d.metric("linekeeper_store_commit_microseconds_total")
-            .await?,
-    ))
 }
 
 /// Phase 1: paced calls; NAME written and flushed -> `call.ringing` at the subscriber.
@@ -928,11 +325,11 @@ async fn latency_phase(
     daemon: &Daemon,
     n: usize,
 ) -> Result<Latency> {
-    let (commits0, micros0) = commit_counters(daemon).await?;
+    let commits0 = daemon.http.commits().await?;
     let started = Instant::now();
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
-        let published = mask_number(&number(i));
+        let published = mask_number(&call_number(i));
         modem.write(call_head(i).as_bytes()).await?;
         // A real modem takes ~100 ms for the block at 1200 baud; a short gap keeps the
         // head and the NAME line in separate reads, so the figure is about the NAME line only.
@@ -944,24 +341,12 @@ async fn latency_phase(
         sub.wait_for("call.ended", &published).await?;
     }
     let secs = started.elapsed().as_secs_f64();
-    let (commits1, micros1) = commit_counters(daemon).await?;
-    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-    ms.sort_by(|a, b| a.total_cmp(b));
-    let commits = commits1 - commits0;
+    let commits = daemon.http.commits().await?.since(commits0);
     Ok(Latency {
-        samples: n,
-        p50: percentile(&ms, 50.0),
-        p90: percentile(&ms, 90.0),
-        p99: percentile(&ms, 99.0),
-        max: percentile(&ms, 100.0),
-        mean,
+        ms: Ms(ms),
         secs,
-        commits_per_call: commits / n as f64,
-        commit_ms: if commits > 0.0 {
-            (micros1 - micros0) / commits / 1000.0
-        } else {
-            0.0
-        },
+        commits_per_call: commits.count / n as f64,
+        commit_ms: commits.mean_ms(),
     })
 }
 
@@ -992,8 +377,8 @@ async fn burst_phase(
 ) -> Result<Burst> {
     let pid = daemon.pid()?;
     // Events up to here (a replay after a restart, say) are not this burst's.
-    let after_seq = daemon.last_seq().await?;
-    let (commits0, micros0) = commit_counters(daemon).await?;
+    let after_seq = daemon.http.last_seq().await?;
+    let commits0 = daemon.http.commits().await?;
     let (cpu_d0, cpu_b0) = (cpu_secs(pid)?, cpu_secs(broker_pid)?);
     let started = Instant::now();
 
@@ -1001,17 +386,7 @@ async fn burst_phase(
     let calls: Vec<Vec<u8>> = (first..first + m)
         .map(|i| format!("{}{NAME_LINE}{HANGUP}", call_head(i)).into_bytes())
         .collect();
-    let writer = {
-        let w = modem.writer.clone();
-        tokio::spawn(async move {
-            let mut w = w.lock().await;
-            for c in &calls {
-                w.write_all(c).await?;
-            }
-            w.flush().await?;
-            Ok::<Instant, std::io::Error>(Instant::now())
-        })
-    };
+    let writer = modem.play(calls);
 
     // Every call must show up as ringing, answered and ended, in seq order.
     let (mut ringing, mut answered, mut ended) = (0usize, 0usize, 0usize);
@@ -1045,7 +420,7 @@ async fn burst_phase(
     }
     let last = last.ok_or_else(|| anyhow!("no call.ended"))?;
     let secs = last.at.saturating_duration_since(started).as_secs_f64();
-    let want = mask_number(&number(first + m - 1));
+    let want = mask_number(&call_number(first + m - 1));
     if last.number != want {
         bail!(
             "the last call.ended is for {} instead of {want}",
@@ -1058,19 +433,14 @@ async fn burst_phase(
     let write_done = writer.await.context("writer task")??;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu_d1, cpu_b1) = (cpu_secs(pid)?, cpu_secs(broker_pid)?);
-    let (commits1, micros1) = commit_counters(daemon).await?;
-    let commits = commits1 - commits0;
+    let commits = daemon.http.commits().await?.since(commits0);
     Ok(Burst {
         calls: m,
         secs,
         write_secs: write_done.saturating_duration_since(started).as_secs_f64(),
         calls_per_s: m as f64 / secs,
-        commits_per_call: commits / m as f64,
-        commit_ms: if commits > 0.0 {
-            (micros1 - micros0) / commits / 1000.0
-        } else {
-            0.0
-        },
+        commits_per_call: commits.count / m as f64,
+        commit_ms: commits.mean_ms(),
         daemon_cpu_s: cpu_d1 - cpu_d0,
         mosquitto_cpu_s: cpu_b1 - cpu_b0,
     })
@@ -1091,19 +461,24 @@ struct Idle {
 /// Phase 3: nothing happens for `secs`; what does the daemon do meanwhile?
 async fn idle_phase(daemon: &Daemon, secs: u64) -> Result<Idle> {
     let pid = daemon.pid()?;
-    let (cpu0, sw0) = (cpu_secs(pid)?, ctxt_switches(pid));
+    let (cpu0, th0) = (cpu_secs(pid)?, threads(pid));
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (cpu1, sw1) = (cpu_secs(pid)?, ctxt_switches(pid));
+    let (cpu1, th1) = (cpu_secs(pid)?, threads(pid));
     let elapsed = started.elapsed().as_secs_f64();
-    let delta = ctxt_delta(&sw0, &sw1);
+    let delta = thread_delta(&th0, &th1, |name| name.to_string());
     Ok(Idle {
         secs: elapsed,
         cpu_s: cpu1 - cpu0,
         cpu_pct: 100.0 * (cpu1 - cpu0) / elapsed,
-        ctxt_switches: delta.total,
-        ctxt_by_thread: delta.by_name,
-        threads: sw1.len(),
+        ctxt_switches: delta.switches(),
+        ctxt_by_thread: delta
+            .groups
+            .iter()
+            .filter(|g| g.switches > 0)
+            .map(|g| (g.name.clone(), g.switches))
+            .collect(),
+        threads: th1.len(),
         threads_exited: delta.exited,
     })
 }
@@ -1118,14 +493,14 @@ struct Memory {
     rss_after_start_mb: f64,
     rss_after_calls_mb: f64,
     calls_per_s: f64,
-    api_ms: Vec<f64>,
+    api_ms: Ms,
     api_items: usize,
     api_kb: f64,
     hwm_mb: f64,
     rss_mb: f64,
 }
 
-/// Adds calls to the (closed) store until it holds `total`, in commits of SEED_BATCH calls.
+/// Adds calls to the (closed) store until it holds `total`, in commits of `bench::SEED_BATCH` calls.
 /// The calls lie in the past, one a minute, ending an hour ago, so today's share is what a busy
 /// office has and the newest calls stay those the daemon makes afterwards.
 fn seed_store(path: &Path, total: usize) -> Result<usize> {
@@ -1133,87 +508,42 @@ fn seed_store(path: &Path, total: usize) -> Result<usize> {
     let mut have = 0;
     store.for_each_call("", "~", |_| have += 1)?;
     let add = total.saturating_sub(have);
-    let next_seq = store.next_seq()?;
     let now = DateTime::<Utc>::from(SystemTime::now());
     let newest = now - chrono::Duration::hours(1);
-    let mut i = 0;
-    while i < add {
-        let n = SEED_BATCH.min(add - i);
-        let calls = (i..i + n)
-            .map(|k| {
-                let started = newest - chrono::Duration::minutes((add - k) as i64);
-                // Mostly answered, some missed, a few unknown; one in twenty withheld.
-                let (outcome, answered_at, wait_s, talk_s) = match k % 20 {
-                    0..=15 => (
-                        Outcome::Answered,
-                        Some(started + chrono::Duration::seconds(6)),
-                        Some(6.0),
-                        Some(90.0 + (k % 300) as f64),
-                    ),
-                    16..=18 => (Outcome::Missed, None, Some(30.0), None),
-                    _ => (Outcome::Unknown, None, Some(12.0), None),
-                };
-                let withheld = k % 20 == 7;
-                Call {
-                    id: new_id(started),
-                    line: "line1".into(),
-                    direction: Direction::In,
-                    number: (!withheld).then(|| format!("139{:08}", k * 7919 % 100_000_000)),
-                    number_status: if withheld {
-                        NumberStatus::Withheld
-                    } else {
-                        NumberStatus::Known
-                    },
-                    name: (k % 3 == 0).then(|| format!("CALLER {}", k % 1000)),
-                    started_at: started,
-                    answered_at,
-                    ended_at: Some(started + chrono::Duration::seconds(120)),
-                    rings: 1 + (k % 5) as u32,
-                    wait_s,
-                    talk_s,
-                    outcome: Some(outcome),
-                    agent: None,
-                    repeat: false,
-                    vip: false,
-                    clock_unsynced: false,
-                    message: None,
-                }
-            })
-            .collect();
-        store
-            .commit(
-                &Change {
-                    calls,
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding the store")?;
-        i += n;
-    }
+    seed_calls(&store, add, |k| {
+        let started = newest - chrono::Duration::minutes((add - k) as i64);
+        // Mostly answered, some missed, a few unknown; one in twenty withheld.
+        let (outcome, answered_at, wait_s, talk_s) = match k % 20 {
+            0..=15 => (
+                Outcome::Answered,
+                Some(started + chrono::Duration::seconds(6)),
+                Some(6.0),
+                Some(90.0 + (k % 300) as f64),
+            ),
+            16..=18 => (Outcome::Missed, None, Some(30.0), None),
+            _ => (Outcome::Unknown, None, Some(12.0), None),
+        };
+        let withheld = k % 20 == 7;
+        let number = (!withheld).then(|| format!("139{:08}", k * 7919 % 100_000_000));
+        Call {
+            name: (k % 3 == 0).then(|| format!("CALLER {}", k % 1000)),
+            answered_at,
+            ended_at: Some(started + chrono::Duration::seconds(120)),
+            rings: 1 + (k % 5) as u32,
+            wait_s,
+            talk_s,
+            outcome: Some(outcome),
+            ..incoming_call(started, "line1", number)
+        }
+    })?;
     Ok(add)
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// The filesystem holding `path`, from /proc/self/mountinfo: `TYPE on MOUNTPOINT (SOURCE)`.
 /// Flush (fsync) costs depend on it: tmpfs makes them free, an SD card expensive.
 fn filesystem_of(path: &Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     // Fields: id parent major:minor root MOUNTPOINT options [optional...] - TYPE SOURCE super
     info.lines()
         .filter_map(|l| {
@@ -1227,10 +557,6 @@ fn filesystem_of(path: &Path) -> String {
         .max_by_key(|(len, _)| *len)
         .map(|(_, s)| s)
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1253,21 +579,8 @@ struct Results {
 
 async fn run(opts: Options) -> Result<Results> {
     let machine = machine();
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("lkbench-");
-    let dir = match &opts.dir {
-        Some(d) => builder
-            .tempdir_in(d)
-            .with_context(|| format!("creating a work dir in {}", d.display()))?,
-        None => builder.tempdir()?,
-    };
+    let dir = bench::work_dir("lkbench", opts.dir.as_deref(), opts.keep)?;
     let store_fs = filesystem_of(dir.path());
-    if opts.keep {
-        // The directory outlives the run (and any failure), for a look at the logs and store.
-        let kept = dir.keep();
-        eprintln!("lkbench: keeping {}", kept.display());
-        return run_in(opts, machine, &kept, store_fs).await;
-    }
     run_in(opts, machine, dir.path(), store_fs).await
 }
 
@@ -1281,17 +594,19 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
         opts.idle_secs
     );
 
-    let broker = Broker::launch(dir)?;
+    // Default broker settings, no persistence, loopback only.
+    let mut broker = Broker::new("lkbench", dir, "persistence false\n")?;
+    broker.start()?;
     let mut sub = Subscriber::start(broker.port)
         .await
         .with_context(|| format!("mosquitto log:\n{}", tail(&broker.log, 30)))?;
     let mut pty = PtyPair::new();
     let mut modem = Modem::open(pty.modem_side())?;
-    let mut daemon = Daemon::new(dir, pty.daemon_side(), broker.port)?;
+    let mut daemon = new_daemon(dir, pty.daemon_side(), broker.port)?;
 
-    daemon.spawn()?;
+    start_daemon(&mut daemon, 1)?;
     daemon.wait_ready().await?;
-    if modem.commands.load(Ordering::Relaxed) == 0 {
+    if modem.commands() == 0 {
         bail!("the daemon reports the line up but sent no init command to the modem");
     }
     sub.drain();
@@ -1308,11 +623,12 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
         "lkbench: throughput: {} calls back to back",
         opts.throughput_calls
     );
+    let broker_pid = broker.pid()?;
     let burst = burst_phase(
         &modem,
         &mut sub,
         &daemon,
-        broker.proc.pid(),
+        broker_pid,
         opts.calls,
         opts.throughput_calls,
     )
@@ -1324,8 +640,8 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
     eprintln!("lkbench: idle: {} s", opts.idle_secs);
     let idle = idle_phase(&daemon, opts.idle_secs).await?;
     let pid = daemon.pid()?;
-    let rss_before_seed_mb = mb(status_kb(pid, "VmRSS")?);
-    let hwm_before_seed_mb = mb(status_kb(pid, "VmHWM")?);
+    let rss_before_seed_mb = status_mb(pid, "VmRSS")?;
+    let hwm_before_seed_mb = status_mb(pid, "VmHWM")?;
 
     // 4. Memory on a big store.
     let stop_secs = daemon.stop().as_secs_f64();
@@ -1340,7 +656,7 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
         .await
         .context("seeding thread")??;
     let seed_secs = seed_started.elapsed().as_secs_f64();
-    daemon.create_token("bench")?;
+    let token = daemon.cli_secret(&["token", "create", "bench"])?;
     // socat may have gone with the daemon's side of the pty: start the pair afresh.
     drop(modem);
     pty.restart();
@@ -1351,28 +667,31 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
     sub.last_seq = 0;
 
     let started = Instant::now();
-    daemon.spawn()?;
+    start_daemon(&mut daemon, 2)?;
     daemon.wait_ready().await?;
     let startup_secs = started.elapsed().as_secs_f64();
     let pid = daemon.pid()?;
-    let rss_after_start_mb = mb(status_kb(pid, "VmRSS")?);
+    let rss_after_start_mb = status_mb(pid, "VmRSS")?;
     sub.drain();
     eprintln!("lkbench: memory: {RSS_CALLS} calls and {API_ROUNDS} x GET /api/calls?limit=1000");
     let played = burst_phase(
         &modem,
         &mut sub,
         &daemon,
-        broker.proc.pid(),
+        broker_pid,
         opts.calls + opts.throughput_calls,
         RSS_CALLS,
     )
     .await?;
-    let rss_after_calls_mb = mb(status_kb(pid, "VmRSS")?);
+    let rss_after_calls_mb = status_mb(pid, "VmRSS")?;
     let mut api_ms = Vec::new();
     let (mut api_items, mut api_bytes) = (0, 0);
     for _ in 0..API_ROUNDS {
         let t = Instant::now();
-        let (code, body) = daemon.get("/api/calls?limit=1000", true).await?;
+        let (code, body) = daemon
+            .http
+            .get_with_token("/api/calls?limit=1000", &token)
+            .await?;
         api_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         if code != 200 {
             bail!("GET /api/calls?limit=1000 answered {code}: {body}");
@@ -1387,16 +706,16 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
         stored: opts.stored,
         seeded,
         seed_secs,
-        store_mb: dir_bytes(&daemon.store) as f64 / (1024.0 * 1024.0),
+        store_mb: mb(dir_bytes(&daemon.store)),
         startup_secs,
         rss_after_start_mb,
         rss_after_calls_mb,
         calls_per_s: played.calls_per_s,
-        api_ms,
+        api_ms: Ms(api_ms),
         api_items,
         api_kb: api_bytes as f64 / 1024.0,
-        hwm_mb: mb(status_kb(pid, "VmHWM")?),
-        rss_mb: mb(status_kb(pid, "VmRSS")?),
+        hwm_mb: status_mb(pid, "VmHWM")?,
+        rss_mb: status_mb(pid, "VmRSS")?,
     };
     sub.check_integrity()?;
     daemon.stop();
@@ -1419,31 +738,33 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
 // ---------------------------------------------------------------------------------------
 
 fn report(r: &Results) -> String {
-    let mut out = String::new();
+    let mut table = Table::new(40, 14);
+    // The note column holds the target and the NCID reference.
     let mut row = |metric: &str, value: String, target: &str, ncid: &str| {
-        out.push_str(&format!("{metric:<40} {value:>14}  {target:<12} {ncid}\n"));
+        table.row(metric, value, format!("{target:<12} {ncid}"));
     };
     let l = &r.latency;
     let b = &r.burst;
     let i = &r.idle;
     let m = &r.memory;
+    let samples = l.ms.0.len();
     let per_1000 = |cpu: f64| cpu * 1000.0 / b.calls as f64;
     let f = |x: f64, d: usize| format!("{x:.d$}");
 
     row("metric", "value".into(), "target", "NCID");
     row(&"-".repeat(40), "-".repeat(14), "------------", "----");
     row(
-        &format!("latency NAME -> call.ringing (n={})", l.samples),
+        &format!("latency NAME -> call.ringing (n={samples})"),
         String::new(),
         "",
         "",
     );
-    row("  p50 ms", f(l.p50, 2), "", "");
-    row("  p90 ms", f(l.p90, 2), "", "");
-    row("  p99 ms", f(l.p99, 2), "< 5", &f(NCID_P99_MS, 2));
-    row("  max ms", f(l.max, 2), "", "");
-    row("  mean ms", f(l.mean, 2), "", "");
-    row("  paced calls/s", f(l.samples as f64 / l.secs, 1), "", "");
+    row("  p50 ms", f(l.ms.p(50.0), 2), "", "");
+    row("  p90 ms", f(l.ms.p(90.0), 2), "", "");
+    row("  p99 ms", f(l.ms.p(99.0), 2), "< 5", &f(NCID_P99_MS, 2));
+    row("  max ms", f(l.ms.max(), 2), "", "");
+    row("  mean ms", f(l.ms.mean(), 2), "", "");
+    row("  paced calls/s", f(samples as f64 / l.secs, 1), "", "");
     row("  store commits per call", f(l.commits_per_call, 2), "", "");
     row("  mean commit (flush) ms", f(l.commit_ms, 2), "", "");
     row(
@@ -1531,169 +852,109 @@ fn report(r: &Results) -> String {
         "",
         "",
     );
-    let api_sorted = {
-        let mut v = m.api_ms.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
-    };
     row(
         &format!("  GET /api/calls?limit=1000 ms (x{API_ROUNDS})"),
-        format!(
-            "{:.1}..{:.1}",
-            api_sorted.first().copied().unwrap_or(0.0),
-            api_sorted.last().copied().unwrap_or(0.0)
-        ),
+        format!("{:.1}..{:.1}", m.api_ms.min(), m.api_ms.max()),
         "",
         "",
     );
     row("  VmHWM MB", f(m.hwm_mb, 1), "< 30", &f(NCID_RSS_MB, 1));
     row("  VmRSS MB", f(m.rss_mb, 1), "< 30", &f(NCID_RSS_MB, 1));
-    out
+    table.into_string()
 }
 
 fn json_line(r: &Results) -> Value {
     let b = &r.burst;
     let per_1000 = |cpu: f64| cpu * 1000.0 / b.calls as f64;
-    let round = |x: f64, d: i32| {
-        let k = 10f64.powi(d);
-        (x * k).round() / k
-    };
-    json!({
-        "bench": "lkbench",
-        "version": 1,
-        "date": r.machine.date,
-        "machine": {
-            "nproc": r.machine.nproc,
-            "cpu_model": r.machine.cpu_model,
-            "kernel": r.machine.kernel,
-            "store_fs": r.store_fs,
-        },
-        "params": {
-            "calls": r.opts.calls,
-            "throughput_calls": r.opts.throughput_calls,
-            "stored": r.opts.stored,
-            "idle_secs": r.opts.idle_secs,
-            "quick": r.opts.quick,
-        },
-        "latency_ms": {
-            "n": r.latency.samples,
-            "p50": round(r.latency.p50, 3),
-            "p90": round(r.latency.p90, 3),
-            "p99": round(r.latency.p99, 3),
-            "max": round(r.latency.max, 3),
-            "mean": round(r.latency.mean, 3),
-            "commits_per_call": round(r.latency.commits_per_call, 3),
-            "commit_ms": round(r.latency.commit_ms, 3),
-        },
-        "throughput": {
-            "calls": b.calls,
-            "secs": round(b.secs, 3),
-            "write_secs": round(b.write_secs, 3),
-            "calls_per_s": round(b.calls_per_s, 1),
-            "commits_per_call": round(b.commits_per_call, 3),
-            "commit_ms": round(b.commit_ms, 3),
-        },
-        "cpu_s_per_1000_calls": {
-            "daemon": round(per_1000(b.daemon_cpu_s), 4),
-            "mosquitto": round(per_1000(b.mosquitto_cpu_s), 4),
-        },
-        "idle": {
-            "secs": round(r.idle.secs, 2),
-            "cpu_s": round(r.idle.cpu_s, 3),
-            "cpu_pct": round(r.idle.cpu_pct, 4),
-            "ctxt_switches": r.idle.ctxt_switches,
-            "threads": r.idle.threads,
-            "threads_exited": r.idle.threads_exited,
-            "ctxt_switches_by_thread": r.idle.ctxt_by_thread.iter()
-                .map(|(name, n)| (name.clone(), json!(n)))
-                .collect::<serde_json::Map<String, Value>>(),
-        },
-        "memory": {
-            "stored": r.memory.stored,
-            "seeded": r.memory.seeded,
-            "seed_secs": round(r.memory.seed_secs, 2),
-            "store_mb": round(r.memory.store_mb, 1),
-            "startup_secs": round(r.memory.startup_secs, 3),
-            "rss_before_seed_mb": round(r.rss_before_seed_mb, 2),
-            "hwm_before_seed_mb": round(r.hwm_before_seed_mb, 2),
-            "rss_after_start_mb": round(r.memory.rss_after_start_mb, 2),
-            "rss_after_calls_mb": round(r.memory.rss_after_calls_mb, 2),
-            "calls_per_s": round(r.memory.calls_per_s, 1),
-            "api_calls_ms": r.memory.api_ms.iter().map(|x| round(*x, 2)).collect::<Vec<_>>(),
-            "api_calls_items": r.memory.api_items,
-            "api_calls_kb": round(r.memory.api_kb, 1),
-            "vm_hwm_mb": round(r.memory.hwm_mb, 2),
-            "vm_rss_mb": round(r.memory.rss_mb, 2),
-        },
-        "daemon_stop_secs": round(r.stop_secs, 3),
-        "targets": {
-            "p99_ms": TARGET_P99_MS,
-            "calls_per_s": TARGET_CALLS_PER_S,
-            "rss_mb": TARGET_RSS_MB,
-            "idle_cpu_pct": TARGET_IDLE_CPU_PCT,
-        },
-        "ncid": {
-            "p99_ms": NCID_P99_MS,
-            "cpu_s_per_1000_calls": NCID_CPU_S_PER_1000,
-            "rss_mb": NCID_RSS_MB,
-        },
-    })
+    let mut latency = r.latency.ms.json();
+    latency["commits_per_call"] = json!(round(r.latency.commits_per_call, 3));
+    latency["commit_ms"] = json!(round(r.latency.commit_ms, 3));
+    json_report(
+        "lkbench",
+        &r.machine,
+        json!({ "store_fs": r.store_fs }),
+        json!({
+            "params": {
+                "calls": r.opts.calls,
+                "throughput_calls": r.opts.throughput_calls,
+                "stored": r.opts.stored,
+                "idle_secs": r.opts.idle_secs,
+                "quick": r.opts.quick,
+            },
+            "latency_ms": latency,
+            "throughput": {
+                "calls": b.calls,
+                "secs": round(b.secs, 3),
+                "write_secs": round(b.write_secs, 3),
+                "calls_per_s": round(b.calls_per_s, 1),
+                "commits_per_call": round(b.commits_per_call, 3),
+                "commit_ms": round(b.commit_ms, 3),
+            },
+            "cpu_s_per_1000_calls": {
+                "daemon": round(per_1000(b.daemon_cpu_s), 4),
+                "mosquitto": round(per_1000(b.mosquitto_cpu_s), 4),
+            },
+            "idle": {
+                "secs": round(r.idle.secs, 2),
+                "cpu_s": round(r.idle.cpu_s, 3),
+                "cpu_pct": round(r.idle.cpu_pct, 4),
+                "ctxt_switches": r.idle.ctxt_switches,
+                "threads": r.idle.threads,
+                "threads_exited": r.idle.threads_exited,
+                "ctxt_switches_by_thread": r.idle.ctxt_by_thread.iter()
+                    .map(|(name, n)| (name.clone(), json!(n)))
+                    .collect::<serde_json::Map<String, Value>>(),
+            },
+            "memory": {
+                "stored": r.memory.stored,
+                "seeded": r.memory.seeded,
+                "seed_secs": round(r.memory.seed_secs, 2),
+                "store_mb": round(r.memory.store_mb, 1),
+                "startup_secs": round(r.memory.startup_secs, 3),
+                "rss_before_seed_mb": round(r.rss_before_seed_mb, 2),
+                "hwm_before_seed_mb": round(r.hwm_before_seed_mb, 2),
+                "rss_after_start_mb": round(r.memory.rss_after_start_mb, 2),
+                "rss_after_calls_mb": round(r.memory.rss_after_calls_mb, 2),
+                "calls_per_s": round(r.memory.calls_per_s, 1),
+                "api_calls_ms": r.memory.api_ms.0.iter().map(|x| round(*x, 2)).collect::<Vec<_>>(),
+                "api_calls_items": r.memory.api_items,
+                "api_calls_kb": round(r.memory.api_kb, 1),
+                "vm_hwm_mb": round(r.memory.hwm_mb, 2),
+                "vm_rss_mb": round(r.memory.rss_mb, 2),
+            },
+            "daemon_stop_secs": round(r.stop_secs, 3),
+            "targets": {
+                "p99_ms": TARGET_P99_MS,
+                "calls_per_s": TARGET_CALLS_PER_S,
+                "rss_mb": TARGET_RSS_MB,
+                "idle_cpu_pct": TARGET_IDLE_CPU_PCT,
+            },
+            "ncid": {
+                "p99_ms": NCID_P99_MS,
+                "cpu_s_per_1000_calls": NCID_CPU_S_PER_1000,
+                "rss_mb": NCID_RSS_MB,
+            },
+        }),
+    )
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match Options::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lkbench: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        tokio::select! {
-            r = run(opts) => r,
-            // Ctrl-C: return, so the drops stop mosquitto, socat and the daemon.
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    match result {
-        Ok(r) => {
-            let m = &r.machine;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "lkbench {}: {} CPU(s), {}, Linux {}",
-                m.date, m.nproc, m.cpu_model, m.kernel
-            );
-            let _ = writeln!(stdout, "store: {}", r.store_fs);
-            let _ = writeln!(
-                stdout,
-                "params: {} paced calls, {} back to back, {} stored, {} s idle{}\n",
+    let run = |opts| bench::block_on(run(opts));
+    let hint = "--keep keeps the work dir with the daemon's and broker's logs";
+    bench::main("lkbench", Options::parse, run, Some(hint), |r| {
+        let head = [
+            r.machine.headline("lkbench"),
+            format!("store: {}", r.store_fs),
+            format!(
+                "params: {} paced calls, {} back to back, {} stored, {} s idle{}",
                 r.opts.calls,
                 r.opts.throughput_calls,
                 r.opts.stored,
                 r.opts.idle_secs,
                 if r.opts.quick { " (--quick)" } else { "" }
-            );
-            let _ = write!(stdout, "{}", report(&r));
-            let _ = writeln!(stdout, "\nLKBENCH_JSON {}", json_line(&r));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("lkbench: FAILED: {e:#}");
-            eprintln!("lkbench: --keep keeps the work dir with the daemon's and broker's logs");
-            ExitCode::FAILURE
-        }
-    }
+            ),
+        ];
+        bench::print_report("lkbench", &head, &report(&r), &json_line(&r));
+        ExitCode::SUCCESS
+    })
 }

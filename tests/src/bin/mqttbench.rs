@@ -41,30 +41,24 @@
 //! order.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
-use chrono::{DateTime, Utc};
 use linekeeper::model::mask_number;
-use linekeeper_e2e::{free_port, tail, target_dir, PtyPair};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use linekeeper_e2e::bench::{
+    self, call_number, cpu_secs, find_program, json_report, machine, modem_config, round, Broker,
+    Commits, Daemon, Heard, Http, Machine, Modem, Subscription, Table, STARTUP,
+};
+use linekeeper_e2e::{tail, PtyPair};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, Mutex};
-use tokio::task::JoinHandle;
-use tokio_serial::SerialStream;
+use tokio::sync::mpsc;
 
-const SITE: &str = "bench";
+/// Topics are `linekeeper/bench/...` (the site id of the generated config).
 const PREFIX: &str = "linekeeper/bench";
 const SUBSCRIPTION: &str = "linekeeper/bench/#";
-/// Deadline for a process to come up or a connection to be made.
-const STARTUP: Duration = Duration::from_secs(60);
 /// How long CPU is still sampled after the last event (acknowledgements, retained state, pruning).
 const SETTLE: Duration = Duration::from_millis(500);
 /// The NCID reference printed for context (its latency p99; nothing here measures latency).
@@ -105,7 +99,7 @@ The daemon binary is $LINEKEEPER_BIN, else <target>/release/linekeeper
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let quick = args.iter().any(|a| a == "--quick");
+        let quick = bench::quick(args);
         let mut o = Options {
             events: if quick { 3_000 } else { 30_000 },
             backlog: if quick { 1_000 } else { 10_000 },
@@ -114,33 +108,13 @@ impl Options {
             dir: None,
             keep: false,
         };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<String> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| anyhow!("{name} needs a value")),
-                }
-            };
-            let number = |name: &str, v: String| -> Result<usize> {
-                v.replace(['_', ','], "")
-                    .parse::<usize>()
-                    .map_err(|_| anyhow!("{name} needs a whole number, got `{v}`"))
-            };
+        bench::parse_flags(args, USAGE, |flag, args| {
             match flag {
-                "--quick" => {}
                 "--keep" => o.keep = true,
-                "--events" | "-n" => o.events = number("--events", value("--events")?)?,
-                "--backlog" => o.backlog = number("--backlog", value("--backlog")?)?,
+                "--events" | "-n" => o.events = args.number("--events")? as usize,
+                "--backlog" => o.backlog = args.number(flag)? as usize,
                 "--outage" => {
-                    let v = value("--outage")?;
+                    let v = args.value(flag)?;
                     let secs: f64 = v
                         .parse()
                         .ok()
@@ -148,11 +122,11 @@ impl Options {
                         .ok_or_else(|| anyhow!("--outage needs seconds, got `{v}`"))?;
                     o.outage = Duration::from_secs_f64(secs);
                 }
-                "--dir" => o.dir = Some(PathBuf::from(value("--dir")?)),
-                "-h" | "--help" => bail!("{USAGE}"),
-                other => bail!("unknown argument `{other}`\n{USAGE}"),
+                "--dir" => o.dir = Some(PathBuf::from(args.value(flag)?)),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         if o.events < 3 || o.backlog < 3 {
             bail!("--events and --backlog must be at least 3 (one call)");
         }
@@ -169,31 +143,12 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------------------
-// The machine and /proc
+// The broker, the daemon, the modem's calls and CPU
 // ---------------------------------------------------------------------------------------
 
-struct Machine {
-    nproc: usize,
-    cpu_model: String,
-    kernel: String,
-    date: String,
-    mosquitto: String,
-}
-
-fn machine() -> Machine {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        cpuinfo.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_string())
-        })
-    };
-    let cpu_model = field("model name")
-        .or_else(|| field("Model"))
-        .or_else(|| field("Hardware"))
-        .unwrap_or_else(|| "unknown".into());
-    // `mosquitto -h` prints its version on the first line (and exits non-zero).
-    let mosquitto = Command::new(find_program("mosquitto"))
+/// The first line `mosquitto -h` prints (and exits non-zero): its version.
+fn mosquitto_version() -> String {
+    Command::new(find_program("mosquitto"))
         .arg("-h")
         .stdin(Stdio::null())
         .output()
@@ -204,49 +159,67 @@ fn machine() -> Machine {
                 .next()
                 .map(|l| l.trim().to_string())
         })
-        .unwrap_or_else(|| "mosquitto (version unknown)".into());
-    Machine {
-        nproc: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model,
-        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
-        date: DateTime::<Utc>::from(SystemTime::now())
-            .format("%Y-%m-%d %H:%M:%S UTC")
-            .to_string(),
-        mosquitto,
+        .unwrap_or_else(|| "mosquitto (version unknown)".into())
+}
+
+/// mosquitto with persistence on (an autosave every second), which lets the drain subscriber's persistent
+/// session survive a SIGKILL; and the file it saves to.
+fn new_broker(dir: &Path) -> Result<(Broker, PathBuf)> {
+    let data = dir.join("mosquitto-data");
+    fs::create_dir_all(&data)?;
+    let settings = format!(
+        "# the drain subscriber's persistent session must survive a SIGKILL\n\
+         persistence true\n\
+         persistence_location {}/\n\
+         autosave_interval 1\n\
+         log_type information\n\
+         connection_messages true\n\
+         log_timestamp true\n",
+        data.display()
+    );
+    let broker = Broker::new("mqttbench", dir, &settings)?;
+    Ok((broker, data.join("mosquitto.db")))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The daemon with one modem line (answer detection on), masked numbers and a 1 s reconnect cap.
+fn new_daemon(dir: &Path, device: &Path, mqtt_port: u16) -> Result<Daemon> {
+    Daemon::new("mqttbench", dir, |store, web_port| {
+        let mqtt = "mask_numbers = true\nreconnect_max = \"1s\"\n";
+        modem_config("mqttbench", store, device, mqtt_port, mqtt, web_port)
+    })
+}
+
+/// Waits until the uplink has had every committed event acknowledged.
+async fn wait_all_acked(http: &Http) -> Result<u64> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let last = http.last_seq().await?;
+        let acked = http.metric("linekeeper_mqtt_acked_seq").await? as u64;
+        if acked >= last {
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            bail!("the broker had acknowledged seq {acked} of {last} after {STARTUP:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-/// utime + stime of a whole process (all its threads), in seconds; `pid` "self" for the bench.
-fn cpu_secs(pid: &str) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3; utime is field 14 and stime field 15 (1-based).
-    let num = |i: usize| -> Result<u64> {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| anyhow!("no field {i} in /proc/{pid}/stat"))
-    };
-    Ok((num(14)? + num(15)?) as f64 / clock_ticks())
+/// Calls `first..first + n` on the wire, each answered and hung up.
+fn calls_bytes(first: usize, n: usize) -> Vec<Vec<u8>> {
+    (first..first + n)
+        .map(|i| {
+            format!(
+                "RING\r\nNMBR = {}\r\nNAME = BENCH\r\nOFFHOOK\r\nONHOOK\r\n",
+                call_number(i)
+            )
+            .into_bytes()
+        })
+        .collect()
 }
 
 /// CPU seconds of the daemon, mosquitto and the bench itself, read together.
@@ -260,8 +233,8 @@ struct Cpu {
 impl Cpu {
     fn read(daemon: u32, broker: u32) -> Result<Cpu> {
         Ok(Cpu {
-            daemon: cpu_secs(&daemon.to_string())?,
-            broker: cpu_secs(&broker.to_string())?,
+            daemon: cpu_secs(daemon)?,
+            broker: cpu_secs(broker)?,
             bench: cpu_secs("self")?,
         })
     }
@@ -282,501 +255,6 @@ impl Cpu {
             bench: self.bench * k,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Child processes
-// ---------------------------------------------------------------------------------------
-
-/// A child process that is killed and reaped when dropped.
-struct Proc {
-    child: Child,
-    what: String,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(status.to_string()),
-            _ => None,
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after `grace`.
-    fn terminate(mut self, grace: Duration) {
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child, not reaped yet (so the pid cannot be reused).
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        while started.elapsed() < grace {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!(
-            "mqttbench: {} did not exit within {grace:?} of SIGTERM; killing it",
-            self.what
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGKILL and reap.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A program from $PATH, or from the sbin directories a non-login PATH may lack (mosquitto).
-fn find_program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn daemon_bin() -> Result<PathBuf> {
-    let bin = match std::env::var_os("LINEKEEPER_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => target_dir().join("release").join("linekeeper"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "the daemon binary {} does not exist: build it with `cargo build --release -p linekeeper` \
-             or point $LINEKEEPER_BIN at one",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-// ---------------------------------------------------------------------------------------
-// Mosquitto
-// ---------------------------------------------------------------------------------------
-
-/// A mosquitto of our own, which the bench kills and starts again on the same port.
-struct Broker {
-    port: u16,
-    conf: PathBuf,
-    log: PathBuf,
-    db: PathBuf,
-    proc: Option<Proc>,
-}
-
-impl Broker {
-    fn new(dir: &Path) -> Result<Broker> {
-        let port = free_port();
-        let conf = dir.join("mosquitto.conf");
-        let log = dir.join("mosquitto.log");
-        let data = dir.join("mosquitto-data");
-        fs::create_dir_all(&data)?;
-        fs::write(
-            &conf,
-            format!(
-                "# written by mqttbench\n\
-                 listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
-                 # the drain subscriber's persistent session must survive a SIGKILL\n\
-                 persistence true\n\
-                 persistence_location {data}/\n\
-                 autosave_interval 1\n\
-                 max_queued_messages 100000\n\
-                 log_dest stderr\n\
-                 log_type error\n\
-                 log_type warning\n\
-                 log_type notice\n\
-                 log_type information\n\
-                 connection_messages true\n\
-                 log_timestamp true\n\
-                 # ignored unless started as root, where it keeps mosquitto able to write here\n\
-                 user root\n",
-                data = data.display()
-            ),
-        )?;
-        Ok(Broker {
-            port,
-            conf,
-            log,
-            db: data.join("mosquitto.db"),
-            proc: None,
-        })
-    }
-
-    fn pid(&self) -> Result<u32> {
-        self.proc
-            .as_ref()
-            .map(Proc::pid)
-            .ok_or_else(|| anyhow!("mosquitto is not running"))
-    }
-
-    /// Starts mosquitto; returns the moment its port first accepted a TCP connection.
-    fn start(&mut self) -> Result<Instant> {
-        if self.proc.is_some() {
-            bail!("mosquitto is already running");
-        }
-        let out = File::options().create(true).append(true).open(&self.log)?;
-        let child = Command::new(find_program("mosquitto"))
-            .arg("-c")
-            .arg(&self.conf)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .context("starting mosquitto (is it installed?)")?;
-        let mut proc = Proc {
-            child,
-            what: "mosquitto".into(),
-        };
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                let at = Instant::now();
-                self.proc = Some(proc);
-                return Ok(at);
-            }
-            if let Some(status) = proc.exited() {
-                bail!("mosquitto exited ({status}):\n{}", tail(&self.log, 30));
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "mosquitto did not listen on port {}:\n{}",
-                    self.port,
-                    tail(&self.log, 30)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// SIGKILL: every connection drops, nothing is saved.
-    fn kill(&mut self) {
-        if let Some(p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    fn db_modified(&self) -> Option<SystemTime> {
-        fs::metadata(&self.db).and_then(|m| m.modified()).ok()
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The daemon
-// ---------------------------------------------------------------------------------------
-
-/// HTTP to the daemon's web port; cheap to clone into a polling task.
-#[derive(Clone)]
-struct Http {
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Http {
-    /// GET (off the async workers); `(0, error)` when nothing answers.
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
-        let req = self.agent.get(&format!("{}{path}", self.base));
-        tokio::task::spawn_blocking(move || match req.call() {
-            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
-        })
-        .await
-        .context("HTTP thread")
-    }
-
-    async fn health(&self) -> Result<Value> {
-        let (code, body) = self.get("/healthz").await?;
-        serde_json::from_str(&body).map_err(|_| anyhow!("GET /healthz answered {code}: {body}"))
-    }
-
-    async fn last_seq(&self) -> Result<u64> {
-        let h = self.health().await?;
-        h["last_seq"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("/healthz without last_seq: {h}"))
-    }
-
-    /// A gauge or counter from `/metrics` (0 when absent).
-    async fn metric(&self, name: &str) -> Result<f64> {
-        let (code, body) = self.get("/metrics").await?;
-        if code != 200 {
-            bail!("GET /metrics answered {code}: {body}");
-        }
-        Ok(body
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0.0))
-    }
-}
-
-struct Daemon {
-    bin: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-    stdout: PathBuf,
-    http: Http,
-    proc: Option<Proc>,
-}
-
-impl Daemon {
-    fn new(dir: &Path, device: &Path, mqtt_port: u16) -> Result<Daemon> {
-        let store = dir.join("store");
-        let config = dir.join("linekeeper.toml");
-        let web_port = free_port();
-        fs::write(
-            &config,
-            format!(
-                r#"# written by mqttbench
-[site]
-id = "{SITE}"
-timezone = "Asia/Shanghai"
-
-[store]
-path = "{store}"
-
-[[line]]
-id = "line1"
-kind = "modem"
-device = "{device}"
-init = ["AT"]
-ring_timeout = "7s"
-answer_detect = true
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-mask_numbers = true
-reconnect_max = "1s"
-
-[web]
-listen = "127.0.0.1:{web_port}"
-"#,
-                store = store.display(),
-                device = device.display(),
-            ),
-        )?;
-        Ok(Daemon {
-            bin: daemon_bin()?,
-            config,
-            log: dir.join("daemon.stderr.log"),
-            stdout: dir.join("daemon.stdout.log"),
-            http: Http {
-                base: format!("http://127.0.0.1:{web_port}"),
-                agent: ureq::AgentBuilder::new()
-                    .timeout_connect(Duration::from_secs(5))
-                    .timeout(Duration::from_secs(60))
-                    .build(),
-            },
-            proc: None,
-        })
-    }
-
-    fn pid(&self) -> Result<u32> {
-        self.proc
-            .as_ref()
-            .map(Proc::pid)
-            .ok_or_else(|| anyhow!("the daemon is not running"))
-    }
-
-    fn log_tail(&self) -> String {
-        format!(
-            "--- daemon log {} ---\n{}",
-            self.log.display(),
-            tail(&self.log, 40)
-        )
-    }
-
-    fn spawn(&mut self) -> Result<()> {
-        let child = Command::new(&self.bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("LINEKEEPER_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(File::create(&self.stdout)?)
-            .stderr(File::create(&self.log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", self.bin.display()))?;
-        self.proc = Some(Proc {
-            child,
-            what: "the daemon".into(),
-        });
-        Ok(())
-    }
-
-    fn assert_running(&mut self, when: &str) -> Result<()> {
-        if let Some(status) = self.proc.as_mut().and_then(Proc::exited) {
-            bail!("the daemon exited ({status}) {when}\n{}", self.log_tail());
-        }
-        Ok(())
-    }
-
-    /// Waits until `/healthz` shows line1 `up` and MQTT `connected`.
-    async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + STARTUP;
-        let mut last = String::from("no answer yet");
-        loop {
-            self.assert_running("while starting")?;
-            if let Ok(h) = self.http.health().await {
-                let up = h["lines"]
-                    .as_array()
-                    .and_then(|ls| ls.iter().find(|l| l["id"] == "line1"))
-                    .is_some_and(|l| l["link"] == "up");
-                if up && h["mqtt"] == "connected" {
-                    return Ok(());
-                }
-                last = h.to_string();
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the daemon was not ready (line up, MQTT connected) within {STARTUP:?}; \
-                     last /healthz: {last}\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Store commits and their total time in ms so far, from `/metrics`.
-    async fn commits(&self) -> Result<(f64, f64)> {
-        Ok((
-            self.http.metric("linekeeper_store_commits_total").await?,
-            self.http
-                .metric("linekeeper_store_commit_microseconds_total")
-                .await?
-                / 1000.0,
-        ))
-    }
-
-    /// Waits until the uplink has had every committed event acknowledged.
-    async fn wait_all_acked(&mut self) -> Result<u64> {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            let last = self.http.last_seq().await?;
-            let acked = self.http.metric("linekeeper_mqtt_acked_seq").await? as u64;
-            if acked >= last {
-                return Ok(last);
-            }
-            if Instant::now() > deadline {
-                bail!("the broker had acknowledged seq {acked} of {last} after {STARTUP:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(p) = self.proc.take() {
-            p.terminate(Duration::from_secs(15));
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The modem (our side of the pty)
-// ---------------------------------------------------------------------------------------
-
-struct Modem {
-    writer: Arc<Mutex<WriteHalf<SerialStream>>>,
-    commands: Arc<AtomicU64>,
-    reader: JoinHandle<()>,
-}
-
-impl Modem {
-    fn open(path: &Path) -> Result<Modem> {
-        use tokio_serial::SerialPortBuilderExt;
-        let port = tokio_serial::new(path.to_string_lossy(), 115_200)
-            .open_native_async()
-            .with_context(|| format!("opening the modem side of the pty {}", path.display()))?;
-        let (read, write) = tokio::io::split(port);
-        let writer = Arc::new(Mutex::new(write));
-        let commands = Arc::new(AtomicU64::new(0));
-        let reader = tokio::spawn(answer_commands(read, writer.clone(), commands.clone()));
-        Ok(Modem {
-            writer,
-            commands,
-            reader,
-        })
-    }
-
-    /// Writes calls `first..first + n` back to back in a task; it returns when the pty took all.
-    fn play(&self, first: usize, n: usize) -> JoinHandle<std::io::Result<Instant>> {
-        let calls: Vec<Vec<u8>> = (first..first + n)
-            .map(|i| call_bytes(i).into_bytes())
-            .collect();
-        let w = self.writer.clone();
-        tokio::spawn(async move {
-            let mut w = w.lock().await;
-            for c in &calls {
-                w.write_all(c).await?;
-            }
-            w.flush().await?;
-            Ok(Instant::now())
-        })
-    }
-}
-
-impl Drop for Modem {
-    fn drop(&mut self) {
-        self.reader.abort();
-    }
-}
-
-/// Answers `OK` to each line ending in `\r` that the daemon sends (its init command).
-async fn answer_commands(
-    mut read: ReadHalf<SerialStream>,
-    writer: Arc<Mutex<WriteHalf<SerialStream>>>,
-    commands: Arc<AtomicU64>,
-) {
-    let mut buf = [0u8; 256];
-    loop {
-        let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        for _ in buf[..n].iter().filter(|&&b| b == b'\r') {
-            let mut w = writer.lock().await;
-            if w.write_all(b"\r\nOK\r\n").await.is_err() || w.flush().await.is_err() {
-                return;
-            }
-            commands.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The number of call `i` (the last four digits survive the masking).
-fn number(i: usize) -> String {
-    format!("1380013{:04}", i % 10_000)
-}
-
-fn call_bytes(i: usize) -> String {
-    format!(
-        "RING\r\nNMBR = {}\r\nNAME = BENCH\r\nOFFHOOK\r\nONHOOK\r\n",
-        number(i)
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -906,65 +384,32 @@ enum SubEvent {
     Msg(Msg),
 }
 
-/// A QoS 1 subscriber to `linekeeper/bench/#`. It reconnects by itself (every 10 ms while the
-/// broker is away); with a persistent session it subscribes only when the broker lost the session.
+/// A QoS 1 subscriber to `linekeeper/bench/#` (see `Subscription`).
 struct Subscriber {
     rx: mpsc::UnboundedReceiver<SubEvent>,
-    task: JoinHandle<()>,
-    errors: Arc<AtomicU64>,
+    mqtt: Subscription,
 }
 
 impl Subscriber {
     async fn start(port: u16, client_id: &str, clean: bool) -> Result<Subscriber> {
-        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(60));
-        opts.set_clean_session(clean);
-        opts.set_max_packet_size(1024 * 1024, 64 * 1024);
-        let (client, mut eventloop) = AsyncClient::new(opts, 64);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let errors = Arc::new(AtomicU64::new(0));
-        let errs = errors.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let at = Instant::now();
-                        let _ = tx.send(SubEvent::Msg(parse(at, &p.topic, &p.payload)));
-                    }
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        let at = Instant::now();
-                        if clean || !ack.session_present {
-                            let _ = client.try_subscribe(SUBSCRIPTION, QoS::AtLeastOnce);
-                        }
-                        let _ = tx.send(SubEvent::Connected {
-                            at,
-                            session_present: ack.session_present,
-                        });
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        let _ = tx.send(SubEvent::Subscribed);
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        errs.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mqtt = Subscription::start(port, client_id, SUBSCRIPTION, clean, move |heard| {
+            let _ = tx.send(match heard {
+                Heard::Connected {
+                    at,
+                    session_present,
+                } => SubEvent::Connected {
+                    at,
+                    session_present,
+                },
+                Heard::Subscribed => SubEvent::Subscribed,
+                Heard::Message { at, publish } => {
+                    SubEvent::Msg(parse(at, &publish.topic, &publish.payload))
                 }
-            }
-        });
-        // Wait for the first subscription.
-        let deadline = tokio::time::Instant::now() + STARTUP;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(SubEvent::Subscribed)) => break,
-                Ok(Some(_)) => {}
-                Ok(None) => bail!("the MQTT subscriber {client_id} stopped"),
-                Err(_) => {
-                    bail!("the MQTT subscriber {client_id} was not subscribed within {STARTUP:?}")
-                }
-            }
-        }
-        Ok(Subscriber { rx, task, errors })
+            });
+        })
+        .await?;
+        Ok(Subscriber { rx, mqtt })
     }
 
     /// Drops what has arrived so far (retained messages sent on subscribing, say).
@@ -974,12 +419,6 @@ impl Subscriber {
             n += 1;
         }
         n
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -1172,7 +611,7 @@ impl Tally {
                 .iter()
                 .enumerate()
                 .filter(|(i, (_, n))| {
-                    n.as_deref() != Some(mask_number(&number(self.first_call + i)).as_str())
+                    n.as_deref() != Some(mask_number(&call_number(self.first_call + i)).as_str())
                 })
                 .count();
             if wrong_numbers > 0 {
@@ -1217,7 +656,7 @@ async fn collect(
                 tally.after + 1,
                 tally.last,
                 tally.prev_seq,
-                sub.errors.load(Ordering::Relaxed)
+                sub.mqtt.errors()
             ),
         }
     }
@@ -1276,8 +715,7 @@ struct Live {
     kind_bytes: BTreeMap<String, Bytes>,
     cpu: Cpu,
     /// Store commits (each with a flush) and their total time.
-    commits: f64,
-    commit_ms: f64,
+    commits: Commits,
     last_line_state: Option<String>,
     last_queue_answered: Option<u64>,
     health_line_state: String,
@@ -1295,10 +733,10 @@ async fn live_phase(
     let after = daemon.http.last_seq().await?;
     let events = 3 * calls as u64;
     let (dpid, bpid) = (daemon.pid()?, broker.pid()?);
-    let commits0 = daemon.commits().await?;
+    let commits0 = daemon.http.commits().await?;
     let cpu0 = Cpu::read(dpid, bpid)?;
     let started = Instant::now();
-    let writer = modem.play(0, calls);
+    let writer = modem.play(calls_bytes(0, calls));
 
     let mut tally = Tally::new(after, events, 0, calls);
     let mut bytes: BTreeMap<Class, Bytes> = BTreeMap::new();
@@ -1345,10 +783,9 @@ async fn live_phase(
         .ok_or_else(|| anyhow!("no event arrived"))?;
     let secs = end.saturating_duration_since(started).as_secs_f64();
     let health = daemon.http.health().await?;
-    let commits1 = daemon.commits().await?;
+    let commits = daemon.http.commits().await?.since(commits0);
     Ok(Live {
-        commits: commits1.0 - commits0.0,
-        commit_ms: commits1.1 - commits0.1,
+        commits,
         calls,
         events,
         secs,
@@ -1374,8 +811,7 @@ struct Drain {
     events: u64,
     /// Writing the calls until /healthz showed them all committed, broker down.
     commit_secs: f64,
-    commits: f64,
-    commit_ms: f64,
+    commits: Commits,
     /// SIGKILL -> restart.
     down_secs: f64,
     session_present: Option<bool>,
@@ -1399,13 +835,14 @@ async fn drain_phase(
     modem: &Modem,
     daemon: &mut Daemon,
     broker: &mut Broker,
+    broker_db: &Path,
     first_call: usize,
     calls: usize,
     outage: Duration,
 ) -> Result<Drain> {
     let events = 3 * calls as u64;
     // Start clean: everything so far acknowledged, so the backlog is exactly these calls.
-    daemon.wait_all_acked().await?;
+    wait_all_acked(&daemon.http).await?;
 
     // A persistent session, saved by an autosave before the broker dies.
     let mut sub = Subscriber::start(
@@ -1419,16 +856,13 @@ async fn drain_phase(
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         // mtime has a coarse granularity on some filesystems: ask for a save after a full second.
-        if broker
-            .db_modified()
-            .is_some_and(|t| t > subscribed + Duration::from_secs(1))
-        {
+        if modified(broker_db).is_some_and(|t| t > subscribed + Duration::from_secs(1)) {
             break;
         }
         if Instant::now() > deadline {
             bail!(
                 "mosquitto did not save its persistence file {} within 20 s of the subscription",
-                broker.db.display()
+                broker_db.display()
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1446,10 +880,10 @@ async fn drain_phase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let after = daemon.http.last_seq().await?;
-    let commits0 = daemon.commits().await?;
+    let commits0 = daemon.http.commits().await?;
     eprintln!("mqttbench: drain: writing {calls} calls with the broker down");
     let started = Instant::now();
-    let writer = modem.play(first_call, calls);
+    let writer = modem.play(calls_bytes(first_call, calls));
     let deadline = started + Duration::from_secs(60) + Duration::from_millis(50) * calls as u32;
     loop {
         let seq = daemon.http.last_seq().await?;
@@ -1468,7 +902,7 @@ async fn drain_phase(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let commit_secs = started.elapsed().as_secs_f64();
-    let commits1 = daemon.commits().await?;
+    let commits = daemon.http.commits().await?.since(commits0);
     writer.await.context("writer task")??;
     // Anything the subscriber got meanwhile (nothing: no broker) is dropped.
     while sub.rx.try_recv().is_ok() {}
@@ -1480,7 +914,7 @@ async fn drain_phase(
         broker.port
     );
     let dpid = daemon.pid()?;
-    let cpu_d0 = cpu_secs(&dpid.to_string())?;
+    let cpu_d0 = cpu_secs(dpid)?;
     let cpu_self0 = cpu_secs("self")?;
     let accepting = broker.start()?;
     let bpid = broker.pid()?;
@@ -1520,8 +954,8 @@ async fn drain_phase(
     .with_context(|| daemon.log_tail())?;
     tokio::time::sleep(SETTLE).await;
     let cpu = Cpu {
-        daemon: cpu_secs(&dpid.to_string())? - cpu_d0,
-        broker: cpu_secs(&bpid.to_string())?,
+        daemon: cpu_secs(dpid)? - cpu_d0,
+        broker: cpu_secs(bpid)?,
         bench: cpu_secs("self")? - cpu_self0,
     };
     let daemon_connected = poller.await.ok().flatten();
@@ -1543,8 +977,7 @@ async fn drain_phase(
         calls,
         events,
         commit_secs,
-        commits: commits1.0 - commits0.0,
-        commit_ms: commits1.1 - commits0.1,
+        commits,
         down_secs,
         session_present,
         subscriber_connected_s: sub_connected.map(since),
@@ -1570,6 +1003,8 @@ async fn drain_phase(
 
 struct Results {
     machine: Machine,
+    /// `mosquitto -h`'s first line.
+    mosquitto: String,
     opts: Options,
     live: Live,
     drain: Drain,
@@ -1577,23 +1012,12 @@ struct Results {
 
 async fn run(opts: Options) -> Result<Results> {
     let machine = machine();
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("mqttbench-");
-    let dir = match &opts.dir {
-        Some(d) => builder
-            .tempdir_in(d)
-            .with_context(|| format!("creating a work dir in {}", d.display()))?,
-        None => builder.tempdir()?,
-    };
-    if opts.keep {
-        let kept = dir.keep();
-        eprintln!("mqttbench: keeping {}", kept.display());
-        return run_in(opts, machine, &kept).await;
-    }
-    run_in(opts, machine, dir.path()).await
+    let mosquitto = mosquitto_version();
+    let dir = bench::work_dir("mqttbench", opts.dir.as_deref(), opts.keep)?;
+    run_in(opts, machine, mosquitto, dir.path()).await
 }
 
-async fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> {
+async fn run_in(opts: Options, machine: Machine, mosquitto: String, dir: &Path) -> Result<Results> {
     eprintln!(
         "mqttbench: working in {}; {} events live ({} calls), {} events of backlog ({} calls)",
         dir.display(),
@@ -1602,7 +1026,7 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> 
         3 * opts.backlog_calls(),
         opts.backlog_calls()
     );
-    let mut broker = Broker::new(dir)?;
+    let (mut broker, broker_db) = new_broker(dir)?;
     broker.start()?;
     let mut sub = Subscriber::start(
         broker.port,
@@ -1613,10 +1037,10 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> 
     .with_context(|| format!("mosquitto log:\n{}", tail(&broker.log, 30)))?;
     let pty = PtyPair::new();
     let modem = Modem::open(pty.modem_side())?;
-    let mut daemon = Daemon::new(dir, pty.daemon_side(), broker.port)?;
-    daemon.spawn()?;
+    let mut daemon = new_daemon(dir, pty.daemon_side(), broker.port)?;
+    daemon.spawn("daemon.stdout.log", "daemon.stderr.log")?;
     daemon.wait_ready().await?;
-    if modem.commands.load(Ordering::Relaxed) == 0 {
+    if modem.commands() == 0 {
         bail!("the daemon reports the line up but sent no init command to the modem");
     }
     // The retained state and birth message of the connection are not the phase's.
@@ -1638,6 +1062,7 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> 
         &modem,
         &mut daemon,
         &mut broker,
+        &broker_db,
         opts.calls(),
         opts.backlog_calls(),
         opts.outage,
@@ -1649,6 +1074,7 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> 
     drop(pty);
     Ok(Results {
         machine,
+        mosquitto,
         opts,
         live,
         drain,
@@ -1664,10 +1090,8 @@ fn opt_s(x: Option<f64>) -> String {
 }
 
 fn report(r: &Results) -> String {
-    let mut out = String::new();
-    let mut row = |metric: &str, value: String, note: &str| {
-        out.push_str(&format!("{metric:<46} {value:>12}  {note}\n"));
-    };
+    let mut table = Table::new(46, 12);
+    let mut row = |metric: &str, value: String, note: &str| table.row(metric, value, note);
     let l = &r.live;
     let d = &r.drain;
     let f = |x: f64, p: usize| format!("{x:.p$}");
@@ -1697,11 +1121,11 @@ fn report(r: &Results) -> String {
     row("  s until the pty took every byte", f(l.write_secs, 2), "");
     row(
         "  store commits (flushes) per call",
-        f(l.commits / calls, 3),
+        f(l.commits.count / calls, 3),
         &format!(
             "{:.0} commits, {:.2} ms each",
-            l.commits,
-            l.commit_ms / l.commits.max(1.0)
+            l.commits.count,
+            l.commits.mean_ms()
         ),
     );
     row(
@@ -1740,11 +1164,11 @@ fn report(r: &Results) -> String {
     );
     row(
         "  store commits (flushes) per call",
-        f(d.commits / d.calls as f64, 3),
+        f(d.commits.count / d.calls as f64, 3),
         &format!(
             "{:.0} commits, {:.2} ms each",
-            d.commits,
-            d.commit_ms / d.commits.max(1.0)
+            d.commits.count,
+            d.commits.mean_ms()
         ),
     );
     row(
@@ -1877,17 +1301,13 @@ fn report(r: &Results) -> String {
         f(NCID_P99_MS, 2),
         "reference only; not measured here (see lkbench)",
     );
-    out
+    table.into_string()
 }
 
 fn json_line(r: &Results) -> Value {
     let l = &r.live;
     let d = &r.drain;
     let calls = l.calls as f64;
-    let round = |x: f64, p: i32| {
-        let k = 10f64.powi(p);
-        (x * k).round() / k
-    };
     let bytes: serde_json::Map<String, Value> = l
         .bytes
         .iter()
@@ -1923,133 +1343,94 @@ fn json_line(r: &Results) -> Value {
     let live_cpu = l.cpu.per_1000(l.events as usize);
     let drain_cpu = d.cpu.per_1000(d.events as usize);
     let opt = |x: Option<f64>| x.map(|x| round(x, 4));
-    json!({
-        "bench": "mqttbench",
-        "version": 1,
-        "date": r.machine.date,
-        "machine": {
-            "nproc": r.machine.nproc,
-            "cpu_model": r.machine.cpu_model,
-            "kernel": r.machine.kernel,
-            "mosquitto": r.machine.mosquitto,
-        },
-        "params": {
-            "events": l.events,
-            "calls": l.calls,
-            "backlog_events": d.events,
-            "backlog_calls": d.calls,
-            "outage_secs": r.opts.outage.as_secs_f64(),
-            "quick": r.opts.quick,
-        },
-        "live": {
-            "events": l.events,
-            "secs": round(l.secs, 3),
-            "write_secs": round(l.write_secs, 3),
-            "events_per_s": round(l.events_per_s, 1),
-            "calls_per_s": round(calls / l.secs, 1),
-            "commits": l.commits,
-            "commit_ms_mean": round(l.commit_ms / l.commits.max(1.0), 3),
-            "ok": l.problems.is_empty(),
-            "problems": l.problems,
-            "duplicates": l.duplicates,
-            "types": l.kinds,
-            "last_line_state": l.last_line_state,
-            "last_queue_answered": l.last_queue_answered,
-        },
-        "drain": {
-            "events": d.events,
-            "commit_secs": round(d.commit_secs, 3),
-            "broker_down_secs": round(d.down_secs, 3),
-            "commits": d.commits,
-            "commit_ms_mean": round(d.commit_ms / d.commits.max(1.0), 3),
-            "reconnect_delay_s": round(d.first_event_s, 4),
-            "daemon_connected_s": opt(d.daemon_connected_s),
-            "subscriber_connected_s": opt(d.subscriber_connected_s),
-            "session_present": d.session_present,
-            "last_event_s": round(d.last_event_s, 4),
-            "events_per_s": round(d.events_per_s, 1),
-            "events_per_s_flowing": round(d.events_per_s_flowing, 1),
-            "ok": d.problems.is_empty(),
-            "problems": d.problems,
-            "duplicates": d.duplicates,
-            "earlier_republished": d.earlier,
-        },
-        "bytes_per_call": bytes,
-        "event_types": kinds,
-        "cpu_s_per_1000_events": {
-            "daemon": round(live_cpu.daemon, 4),
-            "mosquitto": round(live_cpu.broker, 4),
-            "bench": round(live_cpu.bench, 4),
-            "drain_daemon": round(drain_cpu.daemon, 4),
-            "drain_mosquitto": round(drain_cpu.broker, 4),
-        },
-        "ncid": { "p99_ms": NCID_P99_MS },
-    })
+    json_report(
+        "mqttbench",
+        &r.machine,
+        json!({ "mosquitto": r.mosquitto }),
+        json!({
+            "params": {
+                "events": l.events,
+                "calls": l.calls,
+                "backlog_events": d.events,
+                "backlog_calls": d.calls,
+                "outage_secs": r.opts.outage.as_secs_f64(),
+                "quick": r.opts.quick,
+            },
+            "live": {
+                "events": l.events,
+                "secs": round(l.secs, 3),
+                "write_secs": round(l.write_secs, 3),
+                "events_per_s": round(l.events_per_s, 1),
+                "calls_per_s": round(calls / l.secs, 1),
+                "commits": l.commits.count,
+                "commit_ms_mean": round(l.commits.mean_ms(), 3),
+                "ok": l.problems.is_empty(),
+                "problems": l.problems,
+                "duplicates": l.duplicates,
+                "types": l.kinds,
+                "last_line_state": l.last_line_state,
+                "last_queue_answered": l.last_queue_answered,
+            },
+            "drain": {
+                "events": d.events,
+                "commit_secs": round(d.commit_secs, 3),
+                "broker_down_secs": round(d.down_secs, 3),
+                "commits": d.commits.count,
+                "commit_ms_mean": round(d.commits.mean_ms(), 3),
+                "reconnect_delay_s": round(d.first_event_s, 4),
+                "daemon_connected_s": opt(d.daemon_connected_s),
+                "subscriber_connected_s": opt(d.subscriber_connected_s),
+                "session_present": d.session_present,
+                "last_event_s": round(d.last_event_s, 4),
+                "events_per_s": round(d.events_per_s, 1),
+                "events_per_s_flowing": round(d.events_per_s_flowing, 1),
+                "ok": d.problems.is_empty(),
+                "problems": d.problems,
+                "duplicates": d.duplicates,
+                "earlier_republished": d.earlier,
+            },
+            "bytes_per_call": bytes,
+            "event_types": kinds,
+            "cpu_s_per_1000_events": {
+                "daemon": round(live_cpu.daemon, 4),
+                "mosquitto": round(live_cpu.broker, 4),
+                "bench": round(live_cpu.bench, 4),
+                "drain_daemon": round(drain_cpu.daemon, 4),
+                "drain_mosquitto": round(drain_cpu.broker, 4),
+            },
+            "ncid": { "p99_ms": NCID_P99_MS },
+        }),
+    )
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match Options::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqttbench: cannot start the tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
-        tokio::select! {
-            r = run(opts) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    match result {
-        Ok(r) => {
-            let m = &r.machine;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "mqttbench {}: {} CPU(s), {}, Linux {}, {}",
-                m.date, m.nproc, m.cpu_model, m.kernel, m.mosquitto
-            );
-            let _ = writeln!(
-                stdout,
+    let run = |opts| bench::block_on(run(opts));
+    let hint = "--keep keeps the work dir with the daemon's and broker's logs";
+    bench::main("mqttbench", Options::parse, run, Some(hint), |r| {
+        let head = [
+            format!("{}, {}", r.machine.headline("mqttbench"), r.mosquitto),
+            format!(
                 "params: {} events live ({} calls), backlog {} events ({} calls){}; broker with \
-                 persistence (autosave 1 s)\n",
+                 persistence (autosave 1 s)",
                 r.live.events,
                 r.live.calls,
                 r.drain.events,
                 r.drain.calls,
                 if r.opts.quick { " (--quick)" } else { "" }
-            );
-            let _ = write!(stdout, "{}", report(&r));
-            for p in &r.live.problems {
-                let _ = writeln!(stdout, "PROBLEM (live): {p}");
-            }
-            for p in &r.drain.problems {
-                let _ = writeln!(stdout, "PROBLEM (drain): {p}");
-            }
-            let _ = writeln!(stdout, "\nMQTTBENCH_JSON {}", json_line(&r));
-            if r.live.problems.is_empty() && r.drain.problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            ),
+        ];
+        let mut table = report(&r);
+        for p in &r.live.problems {
+            table.push_str(&format!("PROBLEM (live): {p}\n"));
         }
-        Err(e) => {
-            eprintln!("mqttbench: FAILED: {e:#}");
-            eprintln!("mqttbench: --keep keeps the work dir with the daemon's and broker's logs");
+        for p in &r.drain.problems {
+            table.push_str(&format!("PROBLEM (drain): {p}\n"));
+        }
+        bench::print_report("mqttbench", &head, &table, &json_line(&r));
+        if r.live.problems.is_empty() && r.drain.problems.is_empty() {
+            ExitCode::SUCCESS
+        } else {
             ExitCode::FAILURE
         }
-    }
+    })
 }

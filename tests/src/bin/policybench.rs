@@ -27,9 +27,7 @@
 //! beside them and never asserted; the bench fails (exit 1) only when a result is not sane (a report that does not
 //! count every seeded call, an engine that does not see every open task).
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,20 +39,21 @@ use linekeeper::clock::Clock;
 use linekeeper::config::Config;
 use linekeeper::engine::Engine;
 use linekeeper::model::{
-    new_id, Call, Direction, Level, NumberStatus, Outcome, Severity, Stage, Task, TaskEntry,
-    TaskKind, TaskState, Time,
+    new_id, Call, Level, Outcome, Severity, Stage, Task, TaskKind, TaskState, Time,
 };
 use linekeeper::report::{self, ReportKind};
 use linekeeper::reporting;
-use linekeeper::store::{Change, Store};
+use linekeeper::store::Store;
 use linekeeper::tasks;
-use linekeeper_e2e::{clock_ticks, machine, Machine};
+use linekeeper_e2e::bench::{
+    self, dir_bytes, json_report, machine, mb, mix, ms_since, round, seed_calls, seed_tasks,
+    status_mb, status_value, task_entry, task_for_call, thread_delta, threads, Machine, Ms,
+    RandomCall, Table, ThreadDelta,
+};
 use serde_json::{json, Value};
 
 /// Runs of each timed operation.
 const RUNS: usize = 5;
-/// Records written to the store per commit while seeding.
-const SEED_BATCH: usize = 1000;
 /// One task per this many calls in the month store.
 const CALLS_PER_TASK: usize = 50;
 /// Quiet time between the engine's start and the idle measurement, for start-up work to settle.
@@ -90,7 +89,7 @@ usage: policybench [--calls N] [--tasks N] [--idle-secs S] [--quick]
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let quick = args.iter().any(|a| a == "--quick");
+        let quick = bench::quick(args);
         let mut o = if quick {
             Options {
                 calls: 10_000,
@@ -106,33 +105,15 @@ impl Options {
                 quick,
             }
         };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            // Accept both `--flag N` and `--flag=N`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<u64> {
-                let v = match &inline {
-                    Some(v) => v.clone(),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| anyhow!("{name} needs a number"))?,
-                };
-                v.parse::<u64>()
-                    .map_err(|_| anyhow!("{name} needs a whole number, got `{v}`"))
-            };
+        bench::parse_flags(args, USAGE, |flag, args| {
             match flag {
-                "--quick" => {}
-                "--calls" => o.calls = value("--calls")? as usize,
-                "--tasks" => o.tasks = value("--tasks")? as usize,
-                "--idle-secs" => o.idle_secs = value("--idle-secs")?,
-                "-h" | "--help" => bail!("{USAGE}"),
-                other => bail!("unknown argument `{other}`\n{USAGE}"),
+                "--calls" => o.calls = args.number(flag)? as usize,
+                "--tasks" => o.tasks = args.number(flag)? as usize,
+                "--idle-secs" => o.idle_secs = args.number(flag)?,
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         if o.calls == 0 || o.tasks == 0 || o.idle_secs == 0 {
             bail!("--calls, --tasks and --idle-secs must be at least 1");
         }
@@ -141,7 +122,7 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------------------
-// The machine, /proc and getrusage
+// getrusage and the threads
 // ---------------------------------------------------------------------------------------
 
 fn wall_now() -> Time {
@@ -177,59 +158,6 @@ fn usage() -> Usage {
     }
 }
 
-/// One thread of this process: its name, CPU time and context switches so far.
-#[derive(Debug, Clone)]
-struct ThreadSample {
-    name: String,
-    cpu_ns: u64,
-    switches: u64,
-}
-
-/// The threads of this process, by thread id. CPU comes from `schedstat` (nanoseconds) when the kernel has it,
-/// else from `stat` (clock ticks).
-fn threads() -> HashMap<u32, ThreadSample> {
-    let mut out = HashMap::new();
-    let Ok(dir) = fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |key: &str| {
-            status.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                (k == key).then(|| v.trim().to_string())
-            })
-        };
-        let count = |key: &str| field(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let cpu_ns = fs::read_to_string(entry.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .or_else(|| {
-                let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-                let rest = stat.rsplit_once(')')?.1;
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                // rest starts at field 3; utime is field 14, stime 15.
-                let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-                Some((ticks as f64 / clock_ticks() * 1e9) as u64)
-            })
-            .unwrap_or(0);
-        out.insert(
-            tid,
-            ThreadSample {
-                name: field("Name").unwrap_or_default(),
-                cpu_ns,
-                switches: count("voluntary_ctxt_switches") + count("nonvoluntary_ctxt_switches"),
-            },
-        );
-    }
-    out
-}
-
 /// sled's I/O pool threads (`sled-io-N`) are shown as one group.
 fn thread_group(name: &str) -> String {
     if name.starts_with("sled-io") {
@@ -243,107 +171,12 @@ fn is_sled(group: &str) -> bool {
     group.starts_with("sled")
 }
 
-/// Per thread group between two samples: (threads, context switches, CPU ms), busiest first. Threads that
-/// exited in between are not seen (their count is returned apart).
-struct ThreadDelta {
-    groups: Vec<(String, usize, u64, f64)>,
-    exited: usize,
-}
-
-fn thread_delta(
-    before: &HashMap<u32, ThreadSample>,
-    after: &HashMap<u32, ThreadSample>,
-) -> ThreadDelta {
-    let mut by: BTreeMap<String, (usize, u64, f64)> = BTreeMap::new();
-    for (tid, t) in after {
-        let (sw0, cpu0) = before
-            .get(tid)
-            .map(|b| (b.switches, b.cpu_ns))
-            .unwrap_or((0, 0));
-        let g = by.entry(thread_group(&t.name)).or_default();
-        g.0 += 1;
-        g.1 += t.switches.saturating_sub(sw0);
-        g.2 += t.cpu_ns.saturating_sub(cpu0) as f64 / 1e6;
-    }
-    let mut groups: Vec<(String, usize, u64, f64)> = by
-        .into_iter()
-        .map(|(name, (n, sw, cpu))| (name, n, sw, cpu))
-        .collect();
-    groups.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-    ThreadDelta {
-        groups,
-        exited: before.keys().filter(|t| !after.contains_key(t)).count(),
-    }
-}
-
-/// A `key:   123 ...` line of /proc/self/status (the first number).
-fn self_status(key: &str) -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let v = l.strip_prefix(key)?.strip_prefix(':')?;
-                v.split_whitespace().next()?.parse().ok()
-            })
-        })
-        .unwrap_or(0)
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 // ---------------------------------------------------------------------------------------
 // Timings
 // ---------------------------------------------------------------------------------------
 
-/// Milliseconds of each run of one operation.
-#[derive(Debug, Clone, Default)]
-struct Timing(Vec<f64>);
-
-impl Timing {
-    fn sorted(&self) -> Vec<f64> {
-        let mut v = self.0.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
-    }
-    fn min(&self) -> f64 {
-        self.sorted().first().copied().unwrap_or(f64::NAN)
-    }
-    fn median(&self) -> f64 {
-        let v = self.sorted();
-        match v.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => v[n / 2],
-            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
-    }
-    fn max(&self) -> f64 {
-        self.sorted().last().copied().unwrap_or(f64::NAN)
-    }
-    fn json(&self) -> Value {
-        json!({
-            "min": round(self.min(), 3),
-            "median": round(self.median(), 3),
-            "max": round(self.max(), 3),
-            "runs": self.0.iter().map(|x| round(*x, 3)).collect::<Vec<_>>(),
-        })
-    }
-}
-
 /// Runs `f` `RUNS` times; the time of each run and the last result.
-fn time_runs<T>(mut f: impl FnMut() -> Result<T>) -> Result<(Timing, T)> {
+fn time_runs<T>(mut f: impl FnMut() -> Result<T>) -> Result<(Ms, T)> {
     let mut ms = Vec::with_capacity(RUNS);
     let mut last = None;
     for _ in 0..RUNS {
@@ -353,24 +186,7 @@ fn time_runs<T>(mut f: impl FnMut() -> Result<T>) -> Result<(Timing, T)> {
         last = Some(r);
     }
     let last = last.ok_or_else(|| anyhow!("no run"))?;
-    Ok((Timing(ms), last))
-}
-
-fn round(x: f64, d: i32) -> f64 {
-    let k = 10f64.powi(d);
-    (x * k).round() / k
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-/// A deterministic pseudo-random number for `x` (splitmix64), so every run seeds the same data.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    Ok((Ms(ms), last))
 }
 
 fn secs_f(s: f64) -> chrono::Duration {
@@ -459,62 +275,21 @@ fn month_call(i: usize, n: usize, from: Time, span_ms: i64) -> Call {
         10.0 + ((r2 >> 8) % 500) as f64 / 10.0
     };
     let talk = 20.0 + ((r2 >> 32) % 880) as f64; // 20 .. 899 s
-    let withheld = (r >> 44) % 100 < 3;
-    let line = if (r >> 8) % 3 == 0 { "line2" } else { "line1" };
-    let (outcome, answered_at, ended_at, talk_s, agent) = match (r >> 24) % 100 {
-        0..=74 => {
-            let answered = started + secs_f(wait);
-            (
-                Outcome::Answered,
-                Some(answered),
-                answered + secs_f(talk),
-                Some(talk),
-                Some(format!("a{}", 1 + (r >> 40) % 5)),
-            )
-        }
-        75..=91 => (Outcome::Missed, None, started + secs_f(wait), None, None),
-        _ => (
-            Outcome::Unknown,
-            None,
-            started + secs_f(wait + talk),
-            None,
-            None,
-        ),
-    };
-    Call {
-        id: new_id(started),
-        line: line.into(),
-        direction: Direction::In,
+    RandomCall {
+        r,
+        started,
+        line: if (r >> 8) % 3 == 0 { "line2" } else { "line1" },
         // 20,000 distinct callers, so numbers come back.
-        number: (!withheld).then(|| format!("138{:08}", (r >> 20) % 20_000)),
-        number_status: if withheld {
-            NumberStatus::Withheld
-        } else {
-            NumberStatus::Known
-        },
+        number: format!("138{:08}", (r >> 20) % 20_000),
         name: ((r >> 50) % 3 == 0).then(|| format!("CALLER {}", (r >> 20) % 1000)),
-        started_at: started,
-        answered_at,
-        ended_at: Some(ended_at),
-        rings: 1 + ((r >> 4) % 6) as u32,
-        wait_s: Some(wait),
-        talk_s,
-        outcome: Some(outcome),
-        agent,
-        repeat: (r >> 56) % 100 < 10,
-        vip: (r >> 36) % 200 == 0,
-        clock_unsynced: false,
-        message: None,
+        wait_s: wait,
+        talk_s: talk,
+        unknown_s: wait + talk,
+        // Agents a1 .. a5.
+        agents: 5,
+        secs: secs_f,
     }
-}
-
-fn history(at: Time, action: &str, by: Option<&str>) -> TaskEntry {
-    TaskEntry {
-        at,
-        action: action.into(),
-        by: by.map(String::from),
-        note: None,
-    }
+    .call()
 }
 
 /// The `j`th task of the month, opened from `call`, in one of several kinds and states.
@@ -532,12 +307,8 @@ fn month_task(j: usize, call: &Call, to: Time) -> Task {
         7 | 8 => (TaskKind::Complaint, created + h(24)),
         _ => (TaskKind::Followup, created + h(24)),
     };
-    let mut t = tasks::blank(kind, due, created);
-    t.number = call.number.clone();
-    t.name = call.name.clone();
-    t.call_ids = vec![call.id.clone()];
-    t.agent = Some(agent.clone());
-    t.history.push(history(created, "opened", None));
+    let mut t = task_for_call(kind, due, created, call);
+    t.agent = Some(agent);
     match kind {
         TaskKind::Callback => {
             t.assignee = Some(format!("a{}", 1 + (j / 7) % 5));
@@ -547,14 +318,14 @@ fn month_task(j: usize, call: &Call, to: Time) -> Task {
                     t.closed_at = Some(created + h(2));
                     t.closed_by = t.assignee.clone();
                     t.history
-                        .push(history(created + h(2), "done", t.assignee.as_deref()));
+                        .push(task_entry(created + h(2), "done", t.assignee.as_deref()));
                 }
                 1 => {
                     t.overdue = true;
                     t.warned = true;
                     t.level = Level::ShiftLead;
                     t.escalated_at = Some(due);
-                    t.history.push(history(due, "overdue", None));
+                    t.history.push(task_entry(due, "overdue", None));
                     t.state = TaskState::Done;
                     t.closed_at = Some(created + h(30));
                     t.closed_by = t.assignee.clone();
@@ -602,36 +373,20 @@ fn month_task(j: usize, call: &Call, to: Time) -> Task {
 fn seed_month(store: &Store, cfg: &Config, n: usize) -> Result<Seeded> {
     let (from, to) = report::period(ReportKind::Monthly, month_date(), cfg.timezone());
     let span_ms = (to - from).num_milliseconds();
-    let next_seq = store.next_seq()?;
     let mut s = Seeded::default();
     let mut task_list = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let k = SEED_BATCH.min(n - i);
-        let calls: Vec<Call> = (i..i + k)
-            .map(|c| month_call(c, n, from, span_ms))
-            .collect();
-        for (c, call) in (i..i + k).zip(&calls) {
-            match call.outcome {
-                Some(Outcome::Answered) => s.answered += 1,
-                Some(Outcome::Missed) => s.missed += 1,
-                _ => s.unknown += 1,
-            }
-            if c % CALLS_PER_TASK == CALLS_PER_TASK / 2 {
-                task_list.push(month_task(task_list.len(), call, to));
-            }
+    seed_calls(store, n, |c| {
+        let call = month_call(c, n, from, span_ms);
+        match call.outcome {
+            Some(Outcome::Answered) => s.answered += 1,
+            Some(Outcome::Missed) => s.missed += 1,
+            _ => s.unknown += 1,
         }
-        store
-            .commit(
-                &Change {
-                    calls,
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding calls")?;
-        i += k;
-    }
+        if c % CALLS_PER_TASK == CALLS_PER_TASK / 2 {
+            task_list.push(month_task(task_list.len(), &call, to));
+        }
+        call
+    })?;
     s.calls = n;
     s.tasks = task_list.len();
     for t in &task_list {
@@ -642,17 +397,7 @@ fn seed_month(store: &Store, cfg: &Config, n: usize) -> Result<Seeded> {
             _ => {}
         }
     }
-    for chunk in task_list.chunks(SEED_BATCH) {
-        store
-            .commit(
-                &Change {
-                    tasks: chunk.to_vec(),
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding tasks")?;
-    }
+    seed_tasks(store, task_list.len(), |j| task_list[j].clone())?;
     Ok(s)
 }
 
@@ -661,12 +406,12 @@ struct MonthResults {
     seed_s: f64,
     store_mb: f64,
     /// `reporting::generate`: store read + build.
-    generate: Timing,
+    generate: Ms,
     /// The store read alone (calls of the month + tasks created in it), as `generate` does it.
-    load: Timing,
+    load: Ms,
     /// `report::build` alone on the loaded slices.
-    build: Timing,
-    csv: Timing,
+    build: Ms,
+    csv: Ms,
     csv_kb: f64,
     calls_loaded: usize,
     tasks_loaded: usize,
@@ -684,7 +429,7 @@ fn month_phase(dir: &Path, cfg: &Config, n: usize) -> Result<MonthResults> {
     let t = Instant::now();
     let seeded = seed_month(&store, cfg, n)?;
     let seed_s = t.elapsed().as_secs_f64();
-    let store_mb = dir_bytes(&path) as f64 / (1024.0 * 1024.0);
+    let store_mb = mb(dir_bytes(&path));
     let date = month_date();
     let (from, to) = report::period(ReportKind::Monthly, date, cfg.timezone());
     // Made as the scheduler makes it: at the midnight that ends the month.
@@ -794,35 +539,16 @@ fn seed_open_tasks(store: &Store, m: usize, now: Time) -> Result<()> {
     let first_due = now + chrono::Duration::hours(6);
     let spread_ms = chrono::Duration::days(30).num_milliseconds()
         - chrono::Duration::hours(6).num_milliseconds();
-    let next_seq = store.next_seq()?;
-    let mut i = 0;
-    while i < m {
-        let k = SEED_BATCH.min(m - i);
-        let batch: Vec<Task> = (i..i + k)
-            .map(|j| {
-                let due =
-                    first_due + chrono::Duration::milliseconds(j as i64 * spread_ms / m as i64);
-                let mut t = tasks::blank(TaskKind::Callback, due, now);
-                t.number = Some(format!("139{j:08}"));
-                t.name = (j % 3 == 0).then(|| format!("CALLER {}", j % 1000));
-                t.call_ids = vec![new_id(now - chrono::Duration::minutes(1))];
-                t.agent = Some(format!("a{}", 1 + j % 5));
-                t.history.push(history(now, "opened: missed call", None));
-                t
-            })
-            .collect();
-        store
-            .commit(
-                &Change {
-                    tasks: batch,
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding open tasks")?;
-        i += k;
-    }
-    Ok(())
+    seed_tasks(store, m, |j| {
+        let due = first_due + chrono::Duration::milliseconds(j as i64 * spread_ms / m as i64);
+        let mut t = tasks::blank(TaskKind::Callback, due, now);
+        t.number = Some(format!("139{j:08}"));
+        t.name = (j % 3 == 0).then(|| format!("CALLER {}", j % 1000));
+        t.call_ids = vec![new_id(now - chrono::Duration::minutes(1))];
+        t.agent = Some(format!("a{}", 1 + j % 5));
+        t.history.push(task_entry(now, "opened: missed call", None));
+        t
+    })
 }
 
 struct IdleResults {
@@ -842,22 +568,26 @@ struct IdleResults {
     delta: ThreadDelta,
     /// `queue.open_tasks` of the engine's snapshot after the idle time.
     open_tasks: u64,
-    reload_fast: Timing,
-    reload_full: Timing,
+    reload_fast: Ms,
+    reload_full: Ms,
     /// `queue.open_tasks` after the reloads.
     open_tasks_after_reload: u64,
     /// A scan of every stored task, as `reporting::generate_span` makes for each report, on this store.
-    task_scan: Timing,
+    task_scan: Ms,
 }
 
 impl IdleResults {
     /// Context switches and CPU ms of sled's threads and of the others, over the idle time.
     fn split(&self) -> ((u64, f64), (u64, f64)) {
         let (mut sled, mut rest) = ((0, 0.0), (0, 0.0));
-        for (name, _, sw, cpu) in &self.delta.groups {
-            let s = if is_sled(name) { &mut sled } else { &mut rest };
-            s.0 += sw;
-            s.1 += cpu;
+        for g in &self.delta.groups {
+            let s = if is_sled(&g.name) {
+                &mut sled
+            } else {
+                &mut rest
+            };
+            s.0 += g.switches;
+            s.1 += g.cpu_ms;
         }
         (sled, rest)
     }
@@ -874,23 +604,23 @@ async fn idle_and_reload(store: Store, opts: &Options) -> Result<IdleResults> {
         .map(|i| parse_config(&bench_config_text("24h", ["3h", "2h"][i % 2])).map(Arc::new))
         .collect::<Result<_>>()?;
 
-    let rss_before_start_mb = self_status("VmRSS") as f64 / 1024.0;
+    let rss_before_start_mb = status_mb("self", "VmRSS").unwrap_or(0.0);
     let t = Instant::now();
     let (engine, handle) = Engine::new(base, store, Clock::System, Default::default())
         .context("starting the engine")?;
     let startup_ms = ms_since(t);
-    let rss_after_start_mb = self_status("VmRSS") as f64 / 1024.0;
+    let rss_after_start_mb = status_mb("self", "VmRSS").unwrap_or(0.0);
     let engine_task = tokio::spawn(engine.run());
 
     tokio::time::sleep(SETTLE).await;
     eprintln!("policybench: idle: {} s", opts.idle_secs);
     // The /proc reads stay outside the getrusage window.
-    let th0 = threads();
+    let th0 = threads("self");
     let (u0, t0) = (usage(), Instant::now());
     tokio::time::sleep(Duration::from_secs(opts.idle_secs)).await;
     let (u1, secs) = (usage(), t0.elapsed().as_secs_f64());
-    let th1 = threads();
-    let threads_now = self_status("Threads");
+    let th1 = threads("self");
+    let threads_now = status_value("self", "Threads").unwrap_or(0);
     let open_tasks = handle.snapshot.borrow().queue.open_tasks;
     if engine_task.is_finished() {
         bail!("the engine stopped during the idle time");
@@ -938,12 +668,12 @@ async fn idle_and_reload(store: Store, opts: &Options) -> Result<IdleResults> {
         voluntary: u1.voluntary - u0.voluntary,
         involuntary: u1.involuntary - u0.involuntary,
         threads: threads_now,
-        delta: thread_delta(&th0, &th1),
+        delta: thread_delta(&th0, &th1, thread_group),
         open_tasks,
-        reload_fast: Timing(reload_fast),
-        reload_full: Timing(reload_full),
+        reload_fast: Ms(reload_fast),
+        reload_full: Ms(reload_full),
         open_tasks_after_reload,
-        task_scan: Timing::default(),
+        task_scan: Ms::default(),
     })
 }
 
@@ -954,7 +684,7 @@ fn idle_phase(dir: &Path, opts: &Options) -> Result<IdleResults> {
     let t = Instant::now();
     seed_open_tasks(&store, opts.tasks, wall_now())?;
     let seed_s = t.elapsed().as_secs_f64();
-    let store_mb = dir_bytes(&path) as f64 / (1024.0 * 1024.0);
+    let store_mb = mb(dir_bytes(&path));
     // Every report reads all tasks ever stored (then keeps those of its period): what that costs here.
     let (task_scan, _) = time_runs(|| Ok(store.tasks_newest_first(usize::MAX, |_| false)?.len()))?;
     // Like the daemon's: two workers.
@@ -987,8 +717,8 @@ struct ExampleConfig {
     path: String,
     bytes: usize,
     /// `Config::parse` (TOML + validate), or why it failed.
-    parse: std::result::Result<Timing, String>,
-    validate: Option<Timing>,
+    parse: std::result::Result<Ms, String>,
+    validate: Option<Ms>,
 }
 
 fn example_config() -> ExampleConfig {
@@ -1035,7 +765,7 @@ struct Results {
 
 fn run(opts: Options) -> Result<Results> {
     let machine = machine();
-    let dir = tempfile::Builder::new().prefix("policybench-").tempdir()?;
+    let dir = bench::work_dir("policybench", None, false)?;
     eprintln!(
         "policybench: working in {}; {} calls, {} open tasks, {} s idle",
         dir.path().display(),
@@ -1061,12 +791,10 @@ fn opt1(x: Option<f64>) -> String {
 }
 
 fn report(r: &Results) -> String {
-    let mut out = String::new();
-    let mut row = |metric: &str, value: String, target: &str| {
-        out.push_str(&format!("{metric:<50} {value:>16}  {target}\n"));
-    };
+    let mut table = Table::new(50, 16);
+    let mut row = |metric: &str, value: String, target: &str| table.row(metric, value, target);
     let f = |x: f64, d: usize| format!("{x:.d$}");
-    let mm = |t: &Timing| format!("{:.1} / {:.1}", t.min(), t.median());
+    let mm = |t: &Ms| format!("{:.1} / {:.1}", t.min(), t.median());
     let m = &r.month;
     let i = &r.idle;
 
@@ -1154,10 +882,10 @@ fn report(r: &Results) -> String {
         format!("{rest_sw} / {rest_cpu:.2}"),
         "near 0",
     );
-    for (name, n, sw, cpu) in &i.delta.groups {
+    for g in &i.delta.groups {
         row(
-            &format!("    {name} (x{n}): switches / CPU ms"),
-            format!("{sw} / {cpu:.2}"),
+            &format!("    {} (x{}): switches / CPU ms", g.name, g.threads),
+            format!("{} / {:.2}", g.switches, g.cpu_ms),
             "",
         );
     }
@@ -1218,126 +946,103 @@ fn report(r: &Results) -> String {
             "",
         );
     }
-    out
+    table.into_string()
 }
 
 fn json_line(r: &Results) -> Value {
     let m = &r.month;
     let i = &r.idle;
     let ((sled_sw, sled_cpu), (rest_sw, rest_cpu)) = i.split();
-    json!({
-        "bench": "policybench",
-        "version": 1,
-        "date": r.machine.date,
-        "machine": {
-            "nproc": r.machine.nproc,
-            "cpu_model": r.machine.cpu_model,
-            "kernel": r.machine.kernel,
-        },
-        "params": {
-            "calls": r.opts.calls,
-            "tasks": r.opts.tasks,
-            "idle_secs": r.opts.idle_secs,
-            "quick": r.opts.quick,
-            "runs": RUNS,
-        },
-        "month_report": {
-            "calls": m.seeded.calls,
-            "tasks": m.seeded.tasks,
-            "seed_secs": round(m.seed_s, 2),
-            "store_mb": round(m.store_mb, 1),
-            "generate_ms": m.generate.json(),
-            "store_read_ms": m.load.json(),
-            "build_ms": m.build.json(),
-            "to_csv_ms": m.csv.json(),
-            "csv_kb": round(m.csv_kb, 1),
-            "offered": m.offered,
-            "calls_read": m.calls_loaded,
-            "tasks_read": m.tasks_loaded,
-            "service_level_pct": m.service_level_pct,
-            "asa_s": m.asa_s,
-            "lines": m.per_line,
-            "agents": m.per_agent,
-        },
-        "idle": {
-            "open_tasks_seeded": i.tasks,
-            "seed_secs": round(i.seed_s, 2),
-            "store_mb": round(i.store_mb, 1),
-            "engine_startup_ms": round(i.startup_ms, 2),
-            "rss_before_start_mb": round(i.rss_before_start_mb, 1),
-            "rss_after_start_mb": round(i.rss_after_start_mb, 1),
-            "open_tasks": i.open_tasks,
-            "secs": round(i.secs, 2),
-            "cpu_s": round(i.cpu_s, 5),
-            "cpu_pct": round(i.cpu_pct, 5),
-            "ctxt_voluntary": i.voluntary,
-            "ctxt_involuntary": i.involuntary,
-            "threads": i.threads,
-            "threads_exited": i.delta.exited,
-            "sled_io": { "ctxt_switches": sled_sw, "cpu_ms": round(sled_cpu, 3) },
-            "other_threads": { "ctxt_switches": rest_sw, "cpu_ms": round(rest_cpu, 3) },
-            "by_thread": i.delta.groups.iter()
-                .map(|(name, n, sw, cpu)| (name.clone(), json!({
-                    "threads": n, "ctxt_switches": sw, "cpu_ms": round(*cpu, 3),
-                })))
-                .collect::<serde_json::Map<String, Value>>(),
-        },
-        "reload": {
-            "open_tasks": i.tasks,
-            "callback_due_ms": i.reload_fast.json(),
-            "warn_before_ms": i.reload_full.json(),
-            "open_tasks_after": i.open_tasks_after_reload,
-            "report_task_scan_ms": i.task_scan.json(),
-        },
-        "example_config": {
-            "bytes": r.example.bytes,
-            "parse_ms": match &r.example.parse {
-                Ok(t) => t.json(),
-                Err(e) => json!({ "error": e }),
+    json_report(
+        "policybench",
+        &r.machine,
+        Value::Null,
+        json!({
+            "params": {
+                "calls": r.opts.calls,
+                "tasks": r.opts.tasks,
+                "idle_secs": r.opts.idle_secs,
+                "quick": r.opts.quick,
+                "runs": RUNS,
             },
-            "validate_ms": r.example.validate.as_ref().map(Timing::json),
-        },
-        "targets": {
-            "month_report_ms": TARGET_REPORT_MS,
-            "idle_cpu_pct": TARGET_IDLE_CPU_PCT,
-            "reload_ms": TARGET_RELOAD_MS,
-        },
-    })
+            "month_report": {
+                "calls": m.seeded.calls,
+                "tasks": m.seeded.tasks,
+                "seed_secs": round(m.seed_s, 2),
+                "store_mb": round(m.store_mb, 1),
+                "generate_ms": m.generate.runs_json(),
+                "store_read_ms": m.load.runs_json(),
+                "build_ms": m.build.runs_json(),
+                "to_csv_ms": m.csv.runs_json(),
+                "csv_kb": round(m.csv_kb, 1),
+                "offered": m.offered,
+                "calls_read": m.calls_loaded,
+                "tasks_read": m.tasks_loaded,
+                "service_level_pct": m.service_level_pct,
+                "asa_s": m.asa_s,
+                "lines": m.per_line,
+                "agents": m.per_agent,
+            },
+            "idle": {
+                "open_tasks_seeded": i.tasks,
+                "seed_secs": round(i.seed_s, 2),
+                "store_mb": round(i.store_mb, 1),
+                "engine_startup_ms": round(i.startup_ms, 2),
+                "rss_before_start_mb": round(i.rss_before_start_mb, 1),
+                "rss_after_start_mb": round(i.rss_after_start_mb, 1),
+                "open_tasks": i.open_tasks,
+                "secs": round(i.secs, 2),
+                "cpu_s": round(i.cpu_s, 5),
+                "cpu_pct": round(i.cpu_pct, 5),
+                "ctxt_voluntary": i.voluntary,
+                "ctxt_involuntary": i.involuntary,
+                "threads": i.threads,
+                "threads_exited": i.delta.exited,
+                "sled_io": { "ctxt_switches": sled_sw, "cpu_ms": round(sled_cpu, 3) },
+                "other_threads": { "ctxt_switches": rest_sw, "cpu_ms": round(rest_cpu, 3) },
+                "by_thread": i.delta.groups.iter()
+                    .map(|g| (g.name.clone(), json!({
+                        "threads": g.threads, "ctxt_switches": g.switches, "cpu_ms": round(g.cpu_ms, 3),
+                    })))
+                    .collect::<serde_json::Map<String, Value>>(),
+            },
+            "reload": {
+                "open_tasks": i.tasks,
+                "callback_due_ms": i.reload_fast.runs_json(),
+                "warn_before_ms": i.reload_full.runs_json(),
+                "open_tasks_after": i.open_tasks_after_reload,
+                "report_task_scan_ms": i.task_scan.runs_json(),
+            },
+            "example_config": {
+                "bytes": r.example.bytes,
+                "parse_ms": match &r.example.parse {
+                    Ok(t) => t.runs_json(),
+                    Err(e) => json!({ "error": e }),
+                },
+                "validate_ms": r.example.validate.as_ref().map(Ms::runs_json),
+            },
+            "targets": {
+                "month_report_ms": TARGET_REPORT_MS,
+                "idle_cpu_pct": TARGET_IDLE_CPU_PCT,
+                "reload_ms": TARGET_RELOAD_MS,
+            },
+        }),
+    )
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match Options::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(opts) {
-        Ok(r) => {
-            let m = &r.machine;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "policybench {}: {} CPU(s), {}, Linux {}",
-                m.date, m.nproc, m.cpu_model, m.kernel
-            );
-            let _ = writeln!(
-                stdout,
-                "params: {} calls, {} open tasks, {} s idle{}\n",
+    bench::main("policybench", Options::parse, run, None, |r| {
+        let head = [
+            r.machine.headline("policybench"),
+            format!(
+                "params: {} calls, {} open tasks, {} s idle{}",
                 r.opts.calls,
                 r.opts.tasks,
                 r.opts.idle_secs,
                 if r.opts.quick { " (--quick)" } else { "" }
-            );
-            let _ = write!(stdout, "{}", report(&r));
-            let _ = writeln!(stdout, "\nPOLICYBENCH_JSON {}", json_line(&r));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("policybench: FAILED: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+            ),
+        ];
+        bench::print_report("policybench", &head, &report(&r), &json_line(&r));
+        ExitCode::SUCCESS
+    })
 }

@@ -38,13 +38,10 @@
 //!
 //! Everything runs on one machine: the clients compete with the daemon for the CPUs.
 
-use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write as _};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -52,25 +49,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, Utc};
-use linekeeper::model::{
-    new_id, Call, Direction, NumberStatus, Outcome, Severity, Stage, Task, TaskEntry, TaskKind,
-    TaskState, Time,
+use linekeeper::model::{Call, Severity, Stage, Task, TaskKind, TaskState, Time};
+use linekeeper::store::Store;
+use linekeeper_e2e::bench::{
+    self, check_interrupted, cpu_secs, dir_bytes, json_report, kb, machine, mb, mix, ms_between,
+    round, seed_calls, seed_tasks, status_mb, status_value, task_entry, task_for_call, withheld,
+    Daemon, Machine, Ms, RandomCall, Table,
 };
-use linekeeper::store::{Change, Store};
-use linekeeper::tasks;
-use linekeeper_e2e::{clock_ticks, free_port, machine, tail, target_dir, Machine};
 use serde_json::{json, Value};
 
-/// Deadline for the daemon to answer `/healthz` after its start.
-const STARTUP: Duration = Duration::from_secs(60);
 /// Deadline for every client to receive one event.
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 /// Deadline for every client to connect to the stream.
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 /// Untimed GETs before the timed ones, per page.
 const WARMUP: usize = 10;
-/// Records written to the store per commit while seeding.
-const SEED_BATCH: usize = 1000;
 /// One task per this many calls.
 const CALLS_PER_TASK: usize = 25;
 /// Calls of the seeded store span this many days, ending an hour ago.
@@ -81,35 +74,6 @@ const NEW_PASSWORD: &str = "webbench-Passw0rd-long";
 // Targets, printed beside the figures (never asserted).
 const TARGET_WEIGHT_KB: f64 = 100.0;
 const TARGET_PAGE_P99_MS: f64 = 20.0;
-
-// ---------------------------------------------------------------------------------------
-// Ctrl-C
-// ---------------------------------------------------------------------------------------
-
-/// Set by SIGINT or SIGTERM; the loops check it and return an error, so the drops stop the daemon and remove the
-/// work dir.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn catch_signals() {
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(sig, handler as libc::sighandler_t);
-        }
-    }
-}
-
-fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -147,7 +111,7 @@ The daemon is $LINEKEEPER_BIN, else target/release/linekeeper.";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let quick = args.iter().any(|a| a == "--quick");
+        let quick = bench::quick(args);
         let mut o = if quick {
             Options {
                 calls: 10_000,
@@ -169,36 +133,18 @@ impl Options {
                 quick,
             }
         };
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            // Accept both `--flag N` and `--flag=N`.
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            let mut value = |name: &str| -> Result<usize> {
-                let v = match &inline {
-                    Some(v) => v.clone(),
-                    None => it
-                        .next()
-                        .cloned()
-                        .ok_or_else(|| anyhow!("{name} needs a number"))?,
-                };
-                v.parse::<usize>()
-                    .map_err(|_| anyhow!("{name} needs a whole number, got `{v}`"))
-            };
+        bench::parse_flags(args, USAGE, |flag, args| {
             match flag {
-                "--quick" => {}
-                "--calls" => o.calls = value("--calls")?,
-                "--requests" => o.requests = value("--requests")?,
-                "--clients" => o.clients = value("--clients")?,
-                "--events" => o.events = value("--events")?,
+                "--calls" => o.calls = args.number(flag)? as usize,
+                "--requests" => o.requests = args.number(flag)? as usize,
+                "--clients" => o.clients = args.number(flag)? as usize,
+                "--events" => o.events = args.number(flag)? as usize,
                 "--refresh" => o.refresh = true,
                 "--keep" => o.keep = true,
-                "-h" | "--help" => bail!("{USAGE}"),
-                other => bail!("unknown argument `{other}`\n{USAGE}"),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         if o.calls == 0 || o.requests == 0 || o.clients == 0 || o.events == 0 {
             bail!("--calls, --requests, --clients and --events must be at least 1");
         }
@@ -207,165 +153,16 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------------------
-// Figures
-// ---------------------------------------------------------------------------------------
-
-/// The nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Milliseconds of a series of samples.
-#[derive(Debug, Clone, Default)]
-struct Ms(Vec<f64>);
-
-impl Ms {
-    fn sorted(&self) -> Vec<f64> {
-        let mut v = self.0.clone();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
-    }
-    fn p(&self, p: f64) -> f64 {
-        percentile(&self.sorted(), p)
-    }
-    fn max(&self) -> f64 {
-        self.sorted().last().copied().unwrap_or(f64::NAN)
-    }
-    fn mean(&self) -> f64 {
-        if self.0.is_empty() {
-            f64::NAN
-        } else {
-            self.0.iter().sum::<f64>() / self.0.len() as f64
-        }
-    }
-    fn json(&self) -> Value {
-        json!({
-            "n": self.0.len(),
-            "p50": round(self.p(50.0), 3),
-            "p90": round(self.p(90.0), 3),
-            "p99": round(self.p(99.0), 3),
-            "max": round(self.max(), 3),
-            "mean": round(self.mean(), 3),
-        })
-    }
-}
-
-fn round(x: f64, d: i32) -> f64 {
-    let k = 10f64.powi(d);
-    (x * k).round() / k
-}
-
-fn ms_between(from: Instant, to: Instant) -> f64 {
-    to.saturating_duration_since(from).as_secs_f64() * 1000.0
-}
-
-fn kb(bytes: usize) -> f64 {
-    bytes as f64 / 1024.0
-}
-
-/// A deterministic pseudo-random number for `x` (splitmix64), so every run seeds the same data.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-// ---------------------------------------------------------------------------------------
-// /proc
-// ---------------------------------------------------------------------------------------
-
-/// utime + stime of a whole process (all its threads, also those that have exited), in seconds.
-fn cpu_secs(pid: u32) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name (field 2) is in parentheses and may contain spaces: split after it.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime is field 14 and stime field 15 (1-based).
-    let num = |i: usize| -> Result<u64> {
-        fields
-            .get(i - 3)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| anyhow!("no field {i} in /proc/{pid}/stat"))
-    };
-    Ok((num(14)? + num(15)?) as f64 / clock_ticks())
-}
-
-/// The number of a `key:   123 kB` line of /proc/PID/status.
-fn status_num(pid: u32, key: &str) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| {
-            let v = l.strip_prefix(key)?.strip_prefix(':')?;
-            v.split_whitespace().next()?.parse().ok()
-        })
-        .ok_or_else(|| anyhow!("no {key} in /proc/{pid}/status"))
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-// ---------------------------------------------------------------------------------------
 // The daemon
 // ---------------------------------------------------------------------------------------
 
-/// The daemon binary: `$LINEKEEPER_BIN`, else `<target>/release/linekeeper`.
-fn daemon_bin() -> Result<PathBuf> {
-    let bin = match std::env::var_os("LINEKEEPER_BIN") {
-        Some(b) => PathBuf::from(b),
-        None => target_dir().join("release").join("linekeeper"),
-    };
-    if !bin.is_file() {
-        bail!(
-            "the daemon binary {} does not exist: build it with `cargo build --release -p linekeeper` \
-             or point $LINEKEEPER_BIN at one",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// The daemon under test: its config, store and log in the work dir. Killed and reaped when dropped.
-struct Daemon {
-    bin: PathBuf,
-    config: PathBuf,
-    store: PathBuf,
-    log: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn new(dir: &Path) -> Result<Daemon> {
-        let store = dir.join("store");
-        let config = dir.join("linekeeper.toml");
-        let port = free_port();
-        fs::write(
-            &config,
-            format!(
-                r#"# written by webbench
+/// The daemon with one modem line whose device does not exist (the line is just down), no MQTT and three
+/// agents; killed if the bench dies.
+fn new_daemon(dir: &Path) -> Result<Daemon> {
+    let device = dir.join("no-such-modem");
+    let mut daemon = Daemon::new("webbench", dir, |store, port| {
+        format!(
+            r#"# written by webbench
 [site]
 id = "bench"
 name = "webbench"
@@ -395,176 +192,12 @@ name = "A2"
 id = "a3"
 name = "A3"
 "#,
-                store = store.display(),
-                device = dir.join("no-such-modem").display(),
-            ),
-        )?;
-        Ok(Daemon {
-            bin: daemon_bin()?,
-            config,
-            store,
-            log: dir.join("daemon.log"),
-            port,
-            child: None,
-        })
-    }
-
-    fn pid(&self) -> Result<u32> {
-        self.child
-            .as_ref()
-            .map(Child::id)
-            .ok_or_else(|| anyhow!("the daemon is not running"))
-    }
-
-    fn log_tail(&self) -> String {
-        format!(
-            "--- daemon log {} ---\n{}",
-            self.log.display(),
-            tail(&self.log, 40)
+            store = store.display(),
+            device = device.display(),
         )
-    }
-
-    /// `linekeeper ARGS --config CFG` to completion; its stdout. The store's lock may still be held for a moment
-    /// by the store this process just dropped, so a failure is retried a few times.
-    fn cli(&self, args: &[&str]) -> Result<String> {
-        let mut last = String::new();
-        for attempt in 0..10 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            let out = Command::new(&self.bin)
-                .args(args)
-                .arg("--config")
-                .arg(&self.config)
-                .env_remove("LINEKEEPER_CONFIG")
-                .stdin(Stdio::null())
-                .output()
-                .with_context(|| format!("running {}", self.bin.display()))?;
-            if out.status.success() {
-                return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-            }
-            last = format!(
-                "`linekeeper {}` failed ({}): {}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // Configuration problems (exit 2) do not go away.
-            if out.status.code() == Some(2) {
-                break;
-            }
-        }
-        bail!("{last}")
-    }
-
-    /// The last non-empty line `linekeeper ARGS` prints (a password, a token).
-    fn cli_secret(&self, args: &[&str]) -> Result<String> {
-        let out = self.cli(args)?;
-        out.lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(String::from)
-            .ok_or_else(|| anyhow!("`linekeeper {}` printed nothing", args.join(" ")))
-    }
-
-    /// Starts `linekeeper run` (log level info, as in production).
-    fn spawn(&mut self) -> Result<()> {
-        let log = File::create(&self.log)?;
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("LINEKEEPER_CONFIG")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        // SAFETY: prctl(2) is async-signal-safe; it only asks the kernel to kill the child if we die first
-        // (an interrupted bench leaves no daemon behind).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", self.bin.display()))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(Some(status))) => Some(status.to_string()),
-            _ => None,
-        }
-    }
-
-    /// Waits for `GET /healthz` 200; the health JSON.
-    fn wait_healthy(&mut self, http: &ureq::Agent) -> Result<Value> {
-        let deadline = Instant::now() + STARTUP;
-        let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        loop {
-            check_interrupted()?;
-            if let Some(status) = self.exited() {
-                bail!(
-                    "the daemon exited ({status}) while starting\n{}",
-                    self.log_tail()
-                );
-            }
-            let last = match http.get(&url).call() {
-                Ok(r) => {
-                    let body = r.into_string().unwrap_or_default();
-                    return serde_json::from_str(&body)
-                        .with_context(|| format!("/healthz is not JSON: {body}"));
-                }
-                Err(ureq::Error::Status(code, r)) => {
-                    format!("HTTP {code} {}", r.into_string().unwrap_or_default())
-                }
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() > deadline {
-                bail!(
-                    "the daemon did not answer /healthz with 200 within {STARTUP:?}; last: {last}\n{}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after `grace`; how long the daemon took to exit.
-    fn stop(&mut self, grace: Duration) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let started = Instant::now();
-        // SAFETY: kill(2) on our own child, not reaped yet (so the pid cannot be reused).
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        while started.elapsed() < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                return started.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!("webbench: the daemon did not exit within {grace:?} of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
-        started.elapsed()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    })?;
+    daemon.die_with_bench = true;
+    Ok(daemon)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -597,57 +230,22 @@ fn seeded_call(i: usize, n: usize, newest: Time) -> Call {
     let back_ms = (n - 1 - i) as i64 * span_ms / n as i64;
     let started = newest - chrono::Duration::milliseconds(back_ms);
     let caller = (r >> 20) % 20_000;
-    let withheld = (r >> 44) % 100 < 3;
     let wait = 2.0 + ((r >> 8) % 300) as f64 / 10.0;
-    let secs = |s: f64| chrono::Duration::milliseconds((s * 1000.0) as i64);
-    let (outcome, answered_at, ended_at, talk_s, agent) = match (r >> 24) % 100 {
-        0..=74 => {
-            let talk = 20.0 + ((r >> 32) % 600) as f64;
-            let answered = started + secs(wait);
-            (
-                Outcome::Answered,
-                Some(answered),
-                answered + secs(talk),
-                Some(talk),
-                Some(format!("a{}", 1 + (r >> 40) % 3)),
-            )
-        }
-        75..=91 => (Outcome::Missed, None, started + secs(wait), None, None),
-        _ => (Outcome::Unknown, None, started + secs(wait), None, None),
-    };
-    Call {
-        id: new_id(started),
-        line: "line1".into(),
-        direction: Direction::In,
-        number: (!withheld).then(|| caller_number(caller)),
-        number_status: if withheld {
-            NumberStatus::Withheld
-        } else {
-            NumberStatus::Known
-        },
-        name: (!withheld && caller % 3 == 0).then(|| format!("客户{}", caller % 1000)),
-        started_at: started,
-        answered_at,
-        ended_at: Some(ended_at),
-        rings: 1 + ((r >> 4) % 6) as u32,
-        wait_s: Some(wait),
-        talk_s,
-        outcome: Some(outcome),
-        agent,
-        repeat: (r >> 56) % 100 < 10,
-        vip: (r >> 36) % 200 == 0,
-        clock_unsynced: false,
-        message: None,
+    RandomCall {
+        r,
+        started,
+        line: "line1",
+        number: caller_number(caller),
+        name: (!withheld(r) && caller % 3 == 0).then(|| format!("客户{}", caller % 1000)),
+        wait_s: wait,
+        talk_s: 20.0 + ((r >> 32) % 600) as f64,
+        // An unknown call ends when the ringing stops.
+        unknown_s: wait,
+        // Agents a1 .. a3, as configured.
+        agents: 3,
+        secs: |s| chrono::Duration::milliseconds((s * 1000.0) as i64),
     }
-}
-
-fn entry(at: Time, action: &str, by: Option<&str>) -> TaskEntry {
-    TaskEntry {
-        at,
-        action: action.into(),
-        by: by.map(String::from),
-        note: None,
-    }
+    .call()
 }
 
 /// The `j`th task, opened from `call`. Tasks of the last two days and one in ten older ones are open and due
@@ -669,15 +267,10 @@ fn seeded_task(j: usize, call: &Call, now: Time) -> Task {
     } else {
         created + h(24)
     };
-    let mut t = tasks::blank(kind, due, created);
-    t.number = call.number.clone();
-    t.name = call.name.clone();
-    t.call_ids = vec![call.id.clone()];
-    t.agent = call.agent.clone();
+    let mut t = task_for_call(kind, due, created, call);
     t.assignee = Some(format!("a{}", 1 + j % 3));
     t.note = note.map(String::from);
     t.attempts = (j % 3) as u32;
-    t.history.push(entry(created, "opened", None));
     if kind == TaskKind::Complaint {
         t.severity = Some(Severity::Normal);
         t.category = Some(["billing", "service", "product"][j % 3].into());
@@ -692,11 +285,12 @@ fn seeded_task(j: usize, call: &Call, now: Time) -> Task {
         if j % 5 == 4 {
             t.state = TaskState::Cancelled;
             t.closed_by = Some("a1".into());
-            t.history.push(entry(closed, "cancel", Some("a1")));
+            t.history.push(task_entry(closed, "cancel", Some("a1")));
         } else {
             t.state = TaskState::Done;
             t.closed_by = t.assignee.clone();
-            t.history.push(entry(closed, "done", t.assignee.as_deref()));
+            t.history
+                .push(task_entry(closed, "done", t.assignee.as_deref()));
             if kind == TaskKind::Complaint {
                 t.first_response_at = Some(created + h(1));
                 t.resolved_at = Some(closed);
@@ -707,51 +301,26 @@ fn seeded_task(j: usize, call: &Call, now: Time) -> Task {
     t
 }
 
-/// Seeds a new store with `n` calls and their tasks, in commits of `SEED_BATCH` records; the store is closed
-/// (and its lock released) on return.
+/// Seeds a new store with `n` calls and their tasks, in commits of `bench::SEED_BATCH` records; the store is
+/// closed (and its lock released) on return.
 fn seed_store(path: &Path, n: usize) -> Result<Seeded> {
     let t0 = Instant::now();
     let store = Store::open(path).context("opening the store to seed it")?;
-    let next_seq = store.next_seq()?;
     let now = DateTime::<Utc>::from(SystemTime::now());
     let newest = now - chrono::Duration::hours(1);
     let mut s = Seeded::default();
     let mut task_list = Vec::new();
-    let mut i = 0;
-    while i < n {
-        check_interrupted()?;
-        let k = SEED_BATCH.min(n - i);
-        let calls: Vec<Call> = (i..i + k).map(|c| seeded_call(c, n, newest)).collect();
-        for (c, call) in (i..i + k).zip(&calls) {
-            if s.customer.is_empty() && c >= n / 2 {
-                s.customer = call.number.clone().unwrap_or_default();
-            }
-            if c % CALLS_PER_TASK == CALLS_PER_TASK / 2 {
-                task_list.push(seeded_task(task_list.len(), call, now));
-            }
+    seed_calls(&store, n, |c| {
+        let call = seeded_call(c, n, newest);
+        if s.customer.is_empty() && c >= n / 2 {
+            s.customer = call.number.clone().unwrap_or_default();
         }
-        store
-            .commit(
-                &Change {
-                    calls,
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding calls")?;
-        i += k;
-    }
-    for chunk in task_list.chunks(SEED_BATCH) {
-        store
-            .commit(
-                &Change {
-                    tasks: chunk.to_vec(),
-                    ..Default::default()
-                },
-                next_seq,
-            )
-            .context("seeding tasks")?;
-    }
+        if c % CALLS_PER_TASK == CALLS_PER_TASK / 2 {
+            task_list.push(seeded_task(task_list.len(), &call, now));
+        }
+        call
+    })?;
+    seed_tasks(&store, task_list.len(), |j| task_list[j].clone())?;
     s.customer_calls = store
         .calls_newest_first("", "~", usize::MAX, |c| {
             c.number.as_deref() == Some(s.customer.as_str())
@@ -765,7 +334,7 @@ fn seed_store(path: &Path, n: usize) -> Result<Seeded> {
         .filter(|t| t.state == TaskState::Open)
         .count();
     s.secs = t0.elapsed().as_secs_f64();
-    s.store_mb = dir_bytes(path) as f64 / (1024.0 * 1024.0);
+    s.store_mb = mb(dir_bytes(path));
     Ok(s)
 }
 
@@ -1280,7 +849,7 @@ impl Shared {
                 return Some(t);
             }
             let now = Instant::now();
-            if now >= deadline || INTERRUPTED.load(Ordering::SeqCst) {
+            if now >= deadline || bench::interrupted() {
                 return None;
             }
             g = self
@@ -1694,7 +1263,7 @@ fn drive_events(
         Some(Err(e)) => bail!("{e}\n{}", daemon.log_tail()),
         None => bail!(
             "{}not every client connected to /api/events within {CONNECT_WAIT:?}\n{}",
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if bench::interrupted() {
                 "interrupted: "
             } else {
                 ""
@@ -1885,17 +1454,12 @@ struct Results {
 
 fn run(opts: Options) -> Result<Results> {
     let machine = machine();
-    let dir = tempfile::Builder::new().prefix("webbench-").tempdir()?;
-    if opts.keep {
-        let kept = dir.keep();
-        eprintln!("webbench: keeping {}", kept.display());
-        return run_in(opts, machine, &kept);
-    }
+    let dir = bench::work_dir("webbench", None, opts.keep)?;
     run_in(opts, machine, dir.path())
 }
 
 fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> {
-    let mut daemon = Daemon::new(dir)?;
+    let mut daemon = new_daemon(dir)?;
     eprintln!(
         "webbench: working in {}; seeding {} calls",
         dir.display(),
@@ -1913,14 +1477,14 @@ fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> {
     let token = daemon.cli_secret(&["token", "create", "webbench"])?;
 
     let t = Instant::now();
-    daemon.spawn()?;
+    daemon.spawn("daemon.log", "daemon.log")?;
     let mut web = Web {
         http: agent(),
-        port: daemon.port,
+        port: daemon.web_port,
         cookie: String::new(),
         token,
     };
-    daemon.wait_healthy(&web.http)?;
+    daemon.wait_healthy()?;
     let startup_s = t.elapsed().as_secs_f64();
     eprintln!("webbench: daemon up in {startup_s:.2} s; signing in");
     let sign_in = sign_in(&mut web, &password)?;
@@ -1962,10 +1526,10 @@ fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> {
 
     let live = live_phase(&web, &daemon, &opts)?;
     let cpu_total_s = cpu_secs(pid)?;
-    let rss_mb = status_num(pid, "VmRSS")? as f64 / 1024.0;
-    let hwm_mb = status_num(pid, "VmHWM")? as f64 / 1024.0;
-    let threads = status_num(pid, "Threads")?;
-    let stop_s = daemon.stop(Duration::from_secs(15)).as_secs_f64();
+    let rss_mb = status_mb(pid, "VmRSS")?;
+    let hwm_mb = status_mb(pid, "VmHWM")?;
+    let threads = status_value(pid, "Threads")?;
+    let stop_s = daemon.stop().as_secs_f64();
     Ok(Results {
         machine,
         opts,
@@ -1997,10 +1561,8 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn report(r: &Results) -> String {
-    let mut out = String::new();
-    let mut row = |metric: &str, value: String, target: String| {
-        out.push_str(&format!("{metric:<52} {value:>22}  {target}\n"));
-    };
+    let mut table = Table::new(52, 22);
+    let mut row = |metric: &str, value: String, target: String| table.row(metric, value, target);
     let none = String::new;
     let pct = |m: &Ms| format!("{:.2} / {:.2} / {:.2}", m.p(50.0), m.p(99.0), m.max());
     row("metric", "value".into(), "target".into());
@@ -2202,136 +1764,113 @@ fn report(r: &Results) -> String {
         format!("{:.2}", r.stop_s),
         none(),
     );
-    out
+    table.into_string()
 }
 
 fn json_line(r: &Results) -> Value {
     let w = &r.weight;
     let l = &r.live;
-    json!({
-        "bench": "webbench",
-        "version": 1,
-        "date": r.machine.date,
-        "machine": {
-            "nproc": r.machine.nproc,
-            "cpu_model": r.machine.cpu_model,
-            "kernel": r.machine.kernel,
-        },
-        "params": {
-            "calls": r.opts.calls,
-            "tasks": r.seeded.tasks,
-            "customer": r.seeded.customer,
-            "customer_calls": r.seeded.customer_calls,
-            "open_tasks": r.seeded.open_tasks,
-            "requests": r.opts.requests,
-            "warmup": WARMUP,
-            "clients": r.opts.clients,
-            "events": r.opts.events,
-            "refresh": r.opts.refresh,
-            "quick": r.opts.quick,
-        },
-        "seed": { "secs": round(r.seeded.secs, 2), "store_mb": round(r.seeded.store_mb, 1) },
-        "startup_secs": round(r.startup_s, 3),
-        "login_ms": round(r.sign_in.login_ms, 1),
-        "password_change_ms": round(r.sign_in.password_ms, 1),
-        "weight": {
-            "html_bytes": w.html_bytes,
-            "assets": w.assets.iter()
-                .map(|(p, b, _)| (p.clone(), json!(b)))
+    json_report(
+        "webbench",
+        &r.machine,
+        Value::Null,
+        json!({
+            "params": {
+                "calls": r.opts.calls,
+                "tasks": r.seeded.tasks,
+                "customer": r.seeded.customer,
+                "customer_calls": r.seeded.customer_calls,
+                "open_tasks": r.seeded.open_tasks,
+                "requests": r.opts.requests,
+                "warmup": WARMUP,
+                "clients": r.opts.clients,
+                "events": r.opts.events,
+                "refresh": r.opts.refresh,
+                "quick": r.opts.quick,
+            },
+            "seed": { "secs": round(r.seeded.secs, 2), "store_mb": round(r.seeded.store_mb, 1) },
+            "startup_secs": round(r.startup_s, 3),
+            "login_ms": round(r.sign_in.login_ms, 1),
+            "password_change_ms": round(r.sign_in.password_ms, 1),
+            "weight": {
+                "html_bytes": w.html_bytes,
+                "assets": w.assets.iter()
+                    .map(|(p, b, _)| (p.clone(), json!(b)))
+                    .collect::<serde_json::Map<String, Value>>(),
+                "total_bytes": w.total_bytes,
+                "total_kb": round(kb(w.total_bytes), 1),
+                "requests": 1 + w.assets.len(),
+                "external_refs": w.external.len(),
+                "external": w.external.iter().map(|(at, what)| json!({"in": at, "ref": what})).collect::<Vec<_>>(),
+                "compressed_responses": w.compressed,
+                "csp": w.csp,
+            },
+            "pages": r.pages.iter()
+                .map(|p| {
+                    let mut v = p.ms.json();
+                    v["bytes"] = json!(p.bytes);
+                    v["rows"] = json!(p.rows);
+                    v["cpu_ms_per_get"] = json!(round(p.cpu_ms, 3));
+                    (p.path.clone(), v)
+                })
                 .collect::<serde_json::Map<String, Value>>(),
-            "total_bytes": w.total_bytes,
-            "total_kb": round(kb(w.total_bytes), 1),
-            "requests": 1 + w.assets.len(),
-            "external_refs": w.external.len(),
-            "external": w.external.iter().map(|(at, what)| json!({"in": at, "ref": what})).collect::<Vec<_>>(),
-            "compressed_responses": w.compressed,
-            "csp": w.csp,
-        },
-        "pages": r.pages.iter()
-            .map(|p| {
-                let mut v = p.ms.json();
-                v["bytes"] = json!(p.bytes);
-                v["rows"] = json!(p.rows);
-                v["cpu_ms_per_get"] = json!(round(p.cpu_ms, 3));
-                (p.path.clone(), v)
-            })
-            .collect::<serde_json::Map<String, Value>>(),
-        "pages_cpu_secs": round(r.pages_cpu_s, 3),
-        "live": {
-            "clients": l.clients,
-            "events": l.events,
-            "first_seq": l.first_seq,
-            "last_seq": l.last_seq,
-            "missed": 0,
-            "received_min": l.received.iter().min(),
-            "post_ms": l.post.json(),
-            "answer_to_last_client_ms": l.after_answer.json(),
-            "sent_to_last_client_ms": l.after_send.json(),
-            "first_to_last_client_ms": l.spread.json(),
-            "before_answer": l.before_answer,
-            "refreshes": r.opts.refresh.then(|| json!({
-                "count": l.refreshes.0.len(),
-                "failed": l.refresh_errors,
-                "ms": l.refreshes.json(),
-                "stale": l.stale_refreshes,
-                "pages_left_stale": l.left_stale,
-            })),
-            "secs": round(l.secs, 2),
-            "cpu_secs": round(l.cpu_s, 3),
-            "cpu_ms_per_event": round(1000.0 * l.cpu_s / l.events as f64, 3),
-        },
-        "daemon": {
-            "cpu_secs": round(r.cpu_total_s, 2),
-            "rss_mb": round(r.rss_mb, 1),
-            "hwm_mb": round(r.hwm_mb, 1),
-            "threads": r.threads,
-            "stop_secs": round(r.stop_s, 2),
-        },
-        "targets": {
-            "weight_kb": TARGET_WEIGHT_KB,
-            "external_refs": 0,
-            "page_p99_ms": TARGET_PAGE_P99_MS,
-        },
-    })
+            "pages_cpu_secs": round(r.pages_cpu_s, 3),
+            "live": {
+                "clients": l.clients,
+                "events": l.events,
+                "first_seq": l.first_seq,
+                "last_seq": l.last_seq,
+                "missed": 0,
+                "received_min": l.received.iter().min(),
+                "post_ms": l.post.json(),
+                "answer_to_last_client_ms": l.after_answer.json(),
+                "sent_to_last_client_ms": l.after_send.json(),
+                "first_to_last_client_ms": l.spread.json(),
+                "before_answer": l.before_answer,
+                "refreshes": r.opts.refresh.then(|| json!({
+                    "count": l.refreshes.0.len(),
+                    "failed": l.refresh_errors,
+                    "ms": l.refreshes.json(),
+                    "stale": l.stale_refreshes,
+                    "pages_left_stale": l.left_stale,
+                })),
+                "secs": round(l.secs, 2),
+                "cpu_secs": round(l.cpu_s, 3),
+                "cpu_ms_per_event": round(1000.0 * l.cpu_s / l.events as f64, 3),
+            },
+            "daemon": {
+                "cpu_secs": round(r.cpu_total_s, 2),
+                "rss_mb": round(r.rss_mb, 1),
+                "hwm_mb": round(r.hwm_mb, 1),
+                "threads": r.threads,
+                "stop_secs": round(r.stop_s, 2),
+            },
+            "targets": {
+                "weight_kb": TARGET_WEIGHT_KB,
+                "external_refs": 0,
+                "page_p99_ms": TARGET_PAGE_P99_MS,
+            },
+        }),
+    )
 }
 
 fn main() -> ExitCode {
-    catch_signals();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match Options::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(opts) {
-        Ok(r) => {
-            let m = &r.machine;
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
-                stdout,
-                "webbench {}: {} CPU(s), {}, Linux {}",
-                m.date, m.nproc, m.cpu_model, m.kernel
-            );
-            let _ = writeln!(
-                stdout,
-                "params: {} calls, {} GETs a page, {} clients, {} events{}{}\n",
+    bench::catch_signals();
+    let hint = "--keep keeps the work dir with the store, config and daemon log";
+    bench::main("webbench", Options::parse, run, Some(hint), |r| {
+        let head = [
+            r.machine.headline("webbench"),
+            format!(
+                "params: {} calls, {} GETs a page, {} clients, {} events{}{}",
                 r.opts.calls,
                 r.opts.requests,
                 r.opts.clients,
                 r.opts.events,
                 if r.opts.refresh { ", --refresh" } else { "" },
                 if r.opts.quick { " (--quick)" } else { "" }
-            );
-            let _ = write!(stdout, "{}", report(&r));
-            let _ = writeln!(stdout, "\nWEBBENCH_JSON {}", json_line(&r));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("webbench: FAILED: {e:#}");
-            eprintln!("webbench: --keep keeps the work dir with the store, config and daemon log");
-            ExitCode::FAILURE
-        }
-    }
+            ),
+        ];
+        bench::print_report("webbench", &head, &report(&r), &json_line(&r));
+        ExitCode::SUCCESS
+    })
 }
