@@ -220,6 +220,8 @@ pub fn audit_log(
 
 // ---- sessions ----
 
+/// A live session as a request sees it: the user's role, language and must-change flag are read from the stored
+/// user on every request, so a change made anywhere (page, CLI) applies at once.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: String,
@@ -227,7 +229,13 @@ pub struct Session {
     pub csrf: String,
     pub must_change: bool,
     pub language: Option<String>,
-    /// The password hash at login: a password set elsewhere (`linekeeper passwd`) ends the session.
+}
+
+/// What the table keeps of a session: only what the stored user does not tell.
+struct Entry {
+    user: String,
+    csrf: String,
+    /// The password hash at login: a password set elsewhere (`linekeeper passwd`, an admin's reset) ends it.
     pw: String,
     last_seen: Instant,
 }
@@ -244,29 +252,30 @@ fn sid_hash(sid: &str) -> [u8; 32] {
 
 #[derive(Default)]
 pub struct Sessions {
-    table: Mutex<HashMap<[u8; 32], Session>>,
+    table: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
 impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A new session for `user` (login): returns the session id for the cookie. Any earlier session id
     /// the browser held is dropped by the caller, so the id rotates at every login.
     pub fn create(&self, u: &User, now: Instant) -> String {
         let sid = random_hex(32);
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        t.retain(|_, s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE);
+        let mut t = self.lock();
+        t.retain(|_, e| now.saturating_duration_since(e.last_seen) < SESSION_IDLE);
         if t.len() >= MAX_SESSIONS {
-            if let Some(oldest) = t.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) {
+            if let Some(oldest) = t.iter().min_by_key(|(_, e)| e.last_seen).map(|(k, _)| *k) {
                 t.remove(&oldest);
             }
         }
         t.insert(
             sid_hash(&sid),
-            Session {
+            Entry {
                 user: u.name.clone(),
-                role: u.role,
                 csrf: random_hex(16),
-                must_change: u.must_change,
-                language: u.language.clone(),
                 pw: u.hash.clone(),
                 last_seen: now,
             },
@@ -274,60 +283,30 @@ impl Sessions {
         sid
     }
 
-    /// The live session with this id, touched.
-    pub fn get(&self, sid: &str, now: Instant) -> Option<Session> {
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+    /// The live session with this id, touched, as the stored user is now. A session idle too long, of a user
+    /// removed, or whose password was set elsewhere, ends.
+    pub fn get(&self, store: &Store, sid: &str, now: Instant) -> Option<Session> {
         let key = sid_hash(sid);
-        match t.get_mut(&key) {
-            Some(s) if now.saturating_duration_since(s.last_seen) < SESSION_IDLE => {
-                s.last_seen = now;
-                Some(s.clone())
-            }
-            Some(_) => {
+        let (name, csrf, pw) = {
+            let mut t = self.lock();
+            let e = t.get_mut(&key)?;
+            if now.saturating_duration_since(e.last_seen) >= SESSION_IDLE {
                 t.remove(&key);
-                None
+                return None;
             }
-            None => None,
-        }
-    }
-
-    pub fn remove(&self, sid: &str) {
-        self.table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sid_hash(sid));
-    }
-
-    /// Applies a change of a user to their live sessions (`None`: the user was removed or their password
-    /// reset by someone else: sign them out).
-    pub fn update_user(&self, name: &str, u: Option<&User>) {
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        match u {
-            None => t.retain(|_, s| s.user != name),
-            Some(u) => {
-                for s in t.values_mut().filter(|s| s.user == name) {
-                    s.role = u.role;
-                    s.must_change = u.must_change;
-                    s.language = u.language.clone();
-                    s.pw = u.hash.clone();
-                }
-            }
-        }
-    }
-
-    /// The live session with this id, checked against the stored user: a user removed, or whose password was
-    /// set elsewhere, is signed out; a changed role or language applies at once.
-    pub fn get_checked(&self, store: &Store, sid: &str, now: Instant) -> Option<Session> {
-        let mut sess = self.get(sid, now)?;
-        match user(store, &sess.user) {
-            Ok(Some(u)) if u.hash == sess.pw => {
-                sess.role = u.role;
-                sess.must_change = u.must_change;
-                sess.language = u.language;
-                Some(sess)
-            }
+            e.last_seen = now;
+            (e.user.clone(), e.csrf.clone(), e.pw.clone())
+        };
+        match user(store, &name) {
+            Ok(Some(u)) if u.hash == pw => Some(Session {
+                user: u.name,
+                role: u.role,
+                csrf,
+                must_change: u.must_change,
+                language: u.language,
+            }),
             Ok(_) => {
-                self.remove(sid);
+                self.lock().remove(&key);
                 None
             }
             Err(e) => {
@@ -337,8 +316,19 @@ impl Sessions {
         }
     }
 
+    pub fn remove(&self, sid: &str) {
+        self.lock().remove(&sid_hash(sid));
+    }
+
+    /// The user changed their own password: their sessions stay.
+    pub fn password_changed(&self, u: &User) {
+        for e in self.lock().values_mut().filter(|e| e.user == u.name) {
+            e.pw = u.hash.clone();
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -505,32 +495,48 @@ mod tests {
     }
 
     #[test]
-    fn sessions_rotate_expire_and_follow_user_changes() {
+    fn sessions_rotate_expire_and_follow_the_stored_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let s = Sessions::default();
         let now = Instant::now();
-        let u = User {
-            name: "ann".into(),
-            role: Role::Agent,
-            hash: String::new(),
-            must_change: true,
-            language: None,
-            created_at: chrono::Utc::now(),
-        };
+        reset_password(&store, "ann", chrono::Utc::now()).unwrap();
+        let u = user(&store, "ann").unwrap().unwrap();
         let a = s.create(&u, now);
         let b = s.create(&u, now);
         assert_ne!(a, b);
-        assert_eq!(s.get(&a, now).unwrap().user, "ann");
-        assert!(s.get("nope", now).is_none());
+        let got = s.get(&store, &a, now).unwrap();
+        assert_eq!(
+            (got.user.as_str(), got.role, got.must_change),
+            ("ann", Role::Admin, true)
+        );
+        assert!(s.get(&store, "nope", now).is_none());
+        // A role or flag changed in the store applies to the live session at once.
         let mut changed = u.clone();
         changed.must_change = false;
-        s.update_user("ann", Some(&changed));
-        assert!(!s.get(&a, now).unwrap().must_change);
-        assert!(s.get(&a, now + SESSION_IDLE).is_none(), "idle too long");
-        s.remove(&b);
-        assert!(s.get(&b, now).is_none());
-        let c = s.create(&u, now);
-        s.update_user("ann", None);
-        assert!(s.get(&c, now).is_none());
+        changed.role = Role::Agent;
+        put_user(&store, &changed).unwrap();
+        let got = s.get(&store, &a, now).unwrap();
+        assert_eq!((got.role, got.must_change), (Role::Agent, false));
+        // The user's own new password keeps their sessions; one set elsewhere ends them.
+        changed.hash = hash_password("a new password").unwrap();
+        put_user(&store, &changed).unwrap();
+        s.password_changed(&changed);
+        assert!(s.get(&store, &a, now).is_some());
+        reset_password(&store, "ann", chrono::Utc::now()).unwrap();
+        assert!(s.get(&store, &a, now).is_none());
+        assert_eq!(s.len(), 1, "the ended session left the table");
+        let c = s.create(&user(&store, "ann").unwrap().unwrap(), now);
+        assert!(
+            s.get(&store, &c, now + SESSION_IDLE).is_none(),
+            "idle too long"
+        );
+        let d = s.create(&user(&store, "ann").unwrap().unwrap(), now);
+        s.remove(&d);
+        assert!(s.get(&store, &d, now).is_none());
+        let e = s.create(&user(&store, "ann").unwrap().unwrap(), now);
+        delete_user(&store, "ann").unwrap();
+        assert!(s.get(&store, &e, now).is_none());
     }
 
     #[test]

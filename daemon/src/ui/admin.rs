@@ -6,18 +6,18 @@ use std::convert::Infallible;
 use std::path::{Path as FsPath, PathBuf};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use futures_util::stream::{self, Stream};
 use maud::{html, Markup};
 use serde::Deserialize;
 use toml_edit::{value, Array, DocumentMut, Item, Table};
 
 use super::i18n::{self, Msg};
-use super::{field, fill, see_other, status, Flash, FormMap, Page};
+use super::{field, fill, see_other, status, Flash, FormMap, Page, PostForm};
 use crate::accounts::{self, Role, User};
 use crate::config::Config;
 use crate::web::AppState;
@@ -511,14 +511,9 @@ static CONFIG_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn config_save(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
     Path(id): Path<String>,
-    Form(form): Form<FormMap>,
+    PostForm { page, form }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, form.get("csrf").map(String::as_str)) {
-        return r;
-    }
     if let Err(r) = page.need(Role::Admin) {
         return r;
     }
@@ -669,15 +664,7 @@ fn users_view(
     page.layout(page.t(i18n::USERS), flash, body)
 }
 
-async fn user_add(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn user_add(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
     if let Err(r) = page.need(Role::Admin) {
         return r;
     }
@@ -717,14 +704,9 @@ async fn user_add(
 
 async fn user_action(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
     Path((name, action)): Path<(String, String)>,
-    Form(f): Form<FormMap>,
+    PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
     if let Err(r) = page.need(Role::Admin) {
         return r;
     }
@@ -748,13 +730,11 @@ async fn user_action(
             if let Err(e) = accounts::put_user(&s.store, &u) {
                 return users_view(&s, &page, Flash::err(e.to_string()), None);
             }
-            s.ui.sessions.update_user(&name, Some(&u));
             page.audit(&s, "user", format!("{name} is now {}", role.as_str()));
             users_view(&s, &page, Flash::ok(page.t(i18n::SAVED)), None)
         }
         "reset" => match accounts::reset_password(&s.store, &name, chrono::Utc::now()) {
             Ok(pw) => {
-                s.ui.sessions.update_user(&name, None);
                 page.audit(&s, "user", format!("reset the password of {name}"));
                 users_view(
                     &s,
@@ -772,7 +752,6 @@ async fn user_action(
             if let Err(e) = accounts::delete_user(&s.store, &name) {
                 return users_view(&s, &page, Flash::err(e.to_string()), None);
             }
-            s.ui.sessions.update_user(&name, None);
             page.audit(&s, "user", format!("deleted {name}"));
             users_view(&s, &page, Flash::ok(page.t(i18n::SAVED)), None)
         }
@@ -780,15 +759,7 @@ async fn user_action(
     }
 }
 
-async fn token_create(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn token_create(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
     if let Err(r) = page.need(Role::Admin) {
         return r;
     }
@@ -805,15 +776,7 @@ async fn token_create(
     }
 }
 
-async fn token_revoke(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn token_revoke(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
     if let Err(r) = page.need(Role::Admin) {
         return r;
     }

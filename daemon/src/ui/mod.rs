@@ -85,6 +85,9 @@ pub struct Page {
     pub tz: chrono_tz::Tz,
     pub site: String,
     pub path: String,
+    /// Where the language switch returns to: this page when it was a GET, else the page whose form was sent
+    /// (the Referer), since a POST's address may not answer a GET.
+    pub back: String,
     pub from: Option<String>,
 }
 
@@ -114,7 +117,7 @@ fn client_addr(parts: &Parts) -> Option<String> {
 pub fn session_of(headers: &HeaderMap, s: &AppState) -> Option<(String, Session)> {
     let sid = cookie_value(headers, COOKIE)?;
     s.ui.sessions
-        .get_checked(&s.store, sid, Instant::now())
+        .get(&s.store, sid, Instant::now())
         .map(|sess| (sid.to_string(), sess))
 }
 
@@ -155,6 +158,14 @@ impl FromRequestParts<AppState> for Page {
                 cfg.site.id.clone()
             } else {
                 cfg.site.name.clone()
+            },
+            back: if parts.method == axum::http::Method::GET {
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| path.clone(), |p| p.as_str().to_string())
+            } else {
+                referer_path(&parts.headers)
             },
             path,
             from: client_addr(parts),
@@ -279,7 +290,7 @@ impl Page {
                         div.me {
                             form #lang-form method="post" action="/lang" {
                                 (self.csrf_field())
-                                input type="hidden" name="back" value=(self.path);
+                                input type="hidden" name="back" value=(self.back);
                                 label for="lang-select" .sr { (self.t(i18n::LANGUAGE)) }
                                 select #lang-select name="lang" {
                                     option value="zh-CN" selected[self.lang == Lang::Zh] { "中文" }
@@ -306,6 +317,28 @@ impl Page {
             }
         };
         html_response(markup)
+    }
+}
+
+/// A signed-in form POST whose CSRF token and origin were checked: every state change of the page comes as one.
+pub struct PostForm {
+    pub page: Page,
+    pub form: FormMap,
+}
+
+impl axum::extract::FromRequest<AppState> for PostForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let page = Page::from_request_parts(&mut parts, s).await?;
+        let headers = parts.headers.clone();
+        let Form(form) =
+            Form::<FormMap>::from_request(axum::extract::Request::from_parts(parts, body), s)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        page.check_post(&headers, form.get("csrf").map(String::as_str))?;
+        Ok(PostForm { page, form })
     }
 }
 
@@ -366,6 +399,18 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(matches),
     }
+}
+
+/// The path (and query) of a same-origin Referer, else `/`.
+fn referer_path(headers: &HeaderMap) -> String {
+    let referer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| same_origin(headers));
+    let path = referer
+        .and_then(|r| r.split_once("://"))
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]));
+    local_path(path)
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -586,15 +631,7 @@ async fn login(
     r
 }
 
-async fn logout(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn logout(State(s): State<AppState>, PostForm { page, .. }: PostForm) -> Response {
     s.ui.sessions.remove(&page.sid);
     page.audit(&s, "logout", "");
     let mut r = see_other("/login");
@@ -629,15 +666,7 @@ async fn password_page(page: Page) -> Response {
     password_form(&page, &HashMap::new(), None)
 }
 
-async fn password(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn password(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
     let Ok(Some(mut u)) = accounts::user(&s.store, &page.session.user) else {
         return page.message(StatusCode::NOT_FOUND, i18n::NOT_FOUND);
     };
@@ -667,27 +696,19 @@ async fn password(
     if let Err(e) = accounts::put_user(&s.store, &u) {
         return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
     }
-    s.ui.sessions.update_user(&u.name, Some(&u));
+    s.ui.sessions.password_changed(&u);
     page.audit(&s, "password", "changed own password");
     see_other("/")
 }
 
-async fn set_lang(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
-) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
+async fn set_lang(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
     let Some(lang) = Lang::parse(field(&f, "lang")) else {
         return page.message(StatusCode::BAD_REQUEST, i18n::NOT_FOUND);
     };
     if let Ok(Some(mut u)) = accounts::user(&s.store, &page.session.user) {
         u.language = Some(lang.code().to_string());
-        if accounts::put_user(&s.store, &u).is_ok() {
-            s.ui.sessions.update_user(&u.name, Some(&u));
+        if let Err(e) = accounts::put_user(&s.store, &u) {
+            tracing::error!(error = %e, "could not save the language choice");
         }
     }
     see_other(&local_path(f.get("back").map(String::as_str)))

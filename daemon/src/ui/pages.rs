@@ -4,12 +4,12 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::Router;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::i18n::{self, Msg};
-use super::{field, fill, see_other, urlencode, Flash, FormMap, Page};
+use super::{field, fill, see_other, urlencode, Flash, FormMap, Page, PostForm};
 use crate::accounts::Role;
 use crate::directory::{self, Customer, CustomerLevel};
 use crate::model::{id_floor, Call, Outcome, Task, TaskKind, TaskState};
@@ -212,14 +212,9 @@ async fn call_detail(State(s): State<AppState>, page: Page, Path(id): Path<Strin
 
 async fn call_complaint(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
     Path(id): Path<String>,
-    Form(f): Form<FormMap>,
+    PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
     let req = ComplaintRequest {
         call_id: Some(id.clone()),
         number: None,
@@ -530,14 +525,9 @@ async fn task_detail(
 
 async fn task_action(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<FormMap>,
+    PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
     let Ok(Some(t)) = s.store.task(&id) else {
         return page.message(StatusCode::NOT_FOUND, i18n::NOT_FOUND);
     };
@@ -704,13 +694,8 @@ async fn directory_page(
 
 async fn directory_save(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
+    PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
     if let Err(r) = page.need(Role::Supervisor) {
         return r;
     }
@@ -760,13 +745,8 @@ async fn directory_save(
 
 async fn directory_delete(
     State(s): State<AppState>,
-    headers: HeaderMap,
-    page: Page,
-    Form(f): Form<FormMap>,
+    PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.check_post(&headers, f.get("csrf").map(String::as_str)) {
-        return r;
-    }
     if let Err(r) = page.need(Role::Supervisor) {
         return r;
     }
