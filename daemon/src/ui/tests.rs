@@ -471,73 +471,67 @@ async fn the_first_password_must_be_changed_before_anything_else() {
 #[tokio::test]
 async fn roles_are_enforced_on_pages_and_in_the_nav() {
     let r = rig();
-    let (agent, _) = login(&r.app, "ann").await;
-    let (sup, _) = login(&r.app, "sue").await;
+    let (agent, agent_csrf) = login(&r.app, "ann").await;
+    let (sup, sup_csrf) = login(&r.app, "sue").await;
     let (admin, _) = login(&r.app, "root").await;
-    let agent_ok = ["/", "/calls", "/tasks", "/directory", "/ui/status.json"];
-    let supervisor_ok = ["/reports", "/reports/daily.csv"];
-    let admin_only = [
-        "/config",
-        "/config/hours",
-        "/users",
-        "/audit",
-        "/diagnostics",
+    let pages = [
+        ("/", Role::Agent),
+        ("/calls", Role::Agent),
+        ("/tasks", Role::Agent),
+        ("/directory", Role::Agent),
+        ("/ui/status.json", Role::Agent),
+        ("/reports", Role::Supervisor),
+        ("/reports/daily.csv", Role::Supervisor),
+        ("/config", Role::Admin),
+        ("/config/hours", Role::Admin),
+        ("/users", Role::Admin),
+        ("/audit", Role::Admin),
+        ("/diagnostics", Role::Admin),
     ];
-    for uri in agent_ok {
-        for c in [&agent, &sup, &admin] {
-            assert_eq!(
-                send(&r.app, get(uri, Some(c))).await.status,
-                StatusCode::OK,
-                "{uri}"
-            );
+    for (uri, least) in pages {
+        for (cookie, role) in [
+            (&agent, Role::Agent),
+            (&sup, Role::Supervisor),
+            (&admin, Role::Admin),
+        ] {
+            let want = if role >= least {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            let got = send(&r.app, get(uri, Some(cookie))).await.status;
+            assert_eq!(got, want, "{uri} as {}", role.as_str());
         }
-    }
-    for uri in supervisor_ok {
-        assert_eq!(
-            send(&r.app, get(uri, Some(&agent))).await.status,
-            StatusCode::FORBIDDEN,
-            "{uri}"
-        );
-        assert_eq!(
-            send(&r.app, get(uri, Some(&sup))).await.status,
-            StatusCode::OK,
-            "{uri}"
-        );
-    }
-    for uri in admin_only {
-        assert_eq!(
-            send(&r.app, get(uri, Some(&agent))).await.status,
-            StatusCode::FORBIDDEN,
-            "{uri}"
-        );
-        assert_eq!(
-            send(&r.app, get(uri, Some(&sup))).await.status,
-            StatusCode::FORBIDDEN,
-            "{uri}"
-        );
-        assert_eq!(
-            send(&r.app, get(uri, Some(&admin))).await.status,
-            StatusCode::OK,
-            "{uri}"
-        );
     }
     let home = send(&r.app, get("/", Some(&agent))).await.body;
     assert!(home.contains("id=\"nav-tasks\"") && !home.contains("id=\"nav-config\""));
     let home = send(&r.app, get("/", Some(&admin))).await.body;
     assert!(home.contains("id=\"nav-config\"") && home.contains("id=\"nav-diagnostics\""));
-    // Agents may not edit the directory.
-    let (_, csrf) = login(&r.app, "ann").await;
+    // An agent may not edit the directory (with a valid CSRF token: the role refuses it), a supervisor may.
+    let customer = |csrf: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("number", "13800138000".into()),
+            ("name", "X".into()),
+        ]
+    };
+    let form = customer(&agent_csrf);
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let resp = send(
         &r.app,
-        post(
-            "/directory",
-            Some(&agent),
-            Some(ORIGIN),
-            &[("csrf", &csrf), ("number", "13800138000"), ("name", "X")],
-        ),
+        post("/directory", Some(&agent), Some(ORIGIN), &refs),
     )
     .await;
     assert_eq!(resp.status, StatusCode::FORBIDDEN);
+    assert!(
+        resp.body.contains(super::i18n::FORBIDDEN.zh),
+        "{}",
+        resp.body
+    );
+    let form = customer(&sup_csrf);
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = send(&r.app, post("/directory", Some(&sup), Some(ORIGIN), &refs)).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.body);
 }
 
 #[tokio::test]
@@ -824,6 +818,45 @@ async fn directory_users_and_tokens_from_the_page() {
     assert!(good.body.contains("data-number=\"13800138000\"") && good.body.contains("王先生"));
     let csv = send(&r.app, get("/directory/export.csv", Some(&cookie))).await;
     assert!(csv.body.contains("13800138000"));
+    // The exported file imports again through the page's file upload, with a bad row reported by its line.
+    let file = format!(
+        "{}13900001111,Li,false,,,\r\nnot a number,X,false,,,\r\n",
+        csv.body
+    );
+    let boundary = "lkboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{file}\r\n--{boundary}--\r\n"
+    );
+    let upload = |body: String| {
+        Request::post("/directory/import")
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, ORIGIN)
+            .header(header::COOKIE, cookie.as_str())
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let imported = send(&r.app, upload(body.clone())).await;
+    assert_eq!(imported.status, StatusCode::OK);
+    assert!(
+        imported.body.contains("data-number=\"13900001111\""),
+        "{}",
+        imported.body
+    );
+    assert!(
+        imported.body.contains("line 4: bad number"),
+        "the bad row is named: {}",
+        imported.body
+    );
+    // The language switch on a page answering a POST goes back to the page the form was on (no Referer: home).
+    assert!(imported.body.contains("name=\"back\" value=\"/\""));
+    let forged = send(&r.app, upload(body.replace(csrf.as_str(), "0000"))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
     // A user made by the admin gets a one-time password and must change it.
     let made = send(
         &r.app,
@@ -989,7 +1022,7 @@ async fn task_lists_page_by_deadline_and_by_age() {
 }
 
 mod hostile_input {
-    use super::super::{cookie_value, local_path, same_origin};
+    use super::super::{cookie_value, local_path, referer_path, same_origin};
     use axum::http::{header, HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
@@ -1067,6 +1100,19 @@ mod hostile_input {
             ""
         )));
         assert!(!same_origin(&headers("box:8080", None, None, "")));
+        assert_eq!(
+            referer_path(&headers(
+                "box:8080",
+                None,
+                Some("http://box:8080/tasks?state=all"),
+                ""
+            )),
+            "/tasks?state=all"
+        );
+        assert_eq!(
+            referer_path(&headers("box:8080", None, Some("http://evil/tasks"), "")),
+            "/"
+        );
         assert_eq!(local_path(Some("/\\evil")), "/");
         assert_eq!(local_path(Some("https://evil")), "/");
     }
