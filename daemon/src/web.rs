@@ -458,7 +458,7 @@ struct CustomersQuery {
     limit: Option<usize>,
 }
 
-fn all_customers(s: &AppState) -> Result<Vec<Customer>, crate::store::StoreError> {
+pub(crate) fn all_customers(s: &AppState) -> Result<Vec<Customer>, crate::store::StoreError> {
     s.store
         .records_with_prefix::<Customer>("customer/")
         .map(|v| v.into_iter().map(|(_, c)| c).collect())
@@ -595,19 +595,55 @@ async fn customers_export(who: Authorized, State(s): State<AppState>) -> Respons
     match all_customers(&s) {
         Ok(all) => {
             who.audit(&s, "export", "customer directory CSV");
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        "attachment; filename=\"customers.csv\"",
-                    ),
-                ],
-                directory::to_csv(&all),
-            )
-                .into_response()
+            csv_download("customers.csv", directory::to_csv(&all))
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A CSV file to download (the page and the API send the same).
+pub(crate) fn csv_download(filename: &str, body: String) -> Response {
+    let disposition =
+        header::HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+            .unwrap_or(header::HeaderValue::from_static("attachment"));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The report's CSV file (`daily-2026-11-24.csv`).
+pub(crate) fn report_csv_download(r: &crate::report::Report) -> Response {
+    let name = format!("{}-{}.csv", r.kind.as_str(), r.label.replace(' ', "_"));
+    csv_download(&name, crate::report::to_csv(r))
+}
+
+/// The stored report of `kind` for `date` (today when absent), or one built now, off the async threads; with
+/// whether its period is still running. A shift report without shifts is 404.
+pub(crate) async fn load_report(
+    s: &AppState,
+    kind: ReportKind,
+    date: Option<chrono::NaiveDate>,
+) -> Result<(crate::report::Report, bool), (StatusCode, String)> {
+    let cfg = s.cfg.borrow().clone();
+    let store = s.store.clone();
+    let now = chrono::Utc::now();
+    match tokio::task::spawn_blocking(move || {
+        reporting::find_or_build(&store, &cfg, kind, date, now)
+    })
+    .await
+    {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(e @ reporting::ReportError::NoShift)) => Err((StatusCode::NOT_FOUND, e.to_string())),
+        Ok(Err(e)) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 
@@ -651,20 +687,9 @@ async fn report_get(
             )
         }
     };
-    let cfg = s.cfg.borrow().clone();
-    let store = s.store.clone();
-    let now = chrono::Utc::now();
-    let built = tokio::task::spawn_blocking(move || {
-        reporting::find_or_build(&store, &cfg, kind, date, now)
-    })
-    .await;
-    let (r, partial) = match built {
-        Ok(Ok(x)) => x,
-        Ok(Err(e @ reporting::ReportError::NoShift)) => {
-            return error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let (r, partial) = match load_report(&s, kind, date).await {
+        Ok(x) => x,
+        Err((status, msg)) => return error(status, msg),
     };
     let partial = [(
         header::HeaderName::from_static("x-report-partial"),
@@ -676,23 +701,7 @@ async fn report_get(
             "export",
             format!("report {} {} CSV", kind.as_str(), r.label),
         );
-        let name = format!(
-            "attachment; filename=\"{}-{}.csv\"",
-            kind.as_str(),
-            r.label.replace(' ', "_")
-        );
-        let disposition = header::HeaderValue::from_str(&name)
-            .unwrap_or(header::HeaderValue::from_static("attachment"));
-        (
-            partial,
-            [(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            [(header::CONTENT_DISPOSITION, disposition)],
-            crate::report::to_csv(&r),
-        )
-            .into_response()
+        (partial, report_csv_download(&r)).into_response()
     } else {
         (partial, Json(r)).into_response()
     }

@@ -1,7 +1,7 @@
 //! The staff pages: call log, tasks (with every action), customer directory, reports with inline SVG charts.
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,7 +15,6 @@ use crate::directory::{self, Customer, CustomerLevel};
 use crate::model::{id_floor, Call, Outcome, Task, TaskKind, TaskState};
 use crate::query::{parse_bound, Bound};
 use crate::report::{Report, ReportKind};
-use crate::reporting;
 use crate::tasks::{ComplaintRequest, TaskAction};
 use crate::web::AppState;
 
@@ -593,10 +592,7 @@ pub struct DirQuery {
 }
 
 fn all_customers(s: &AppState) -> Vec<Customer> {
-    s.store
-        .records_with_prefix::<Customer>("customer/")
-        .map(|v| v.into_iter().map(|(_, c)| c).collect())
-        .unwrap_or_default()
+    crate::web::all_customers(s).unwrap_or_default()
 }
 
 fn directory_view(
@@ -814,17 +810,7 @@ async fn directory_import(
 
 async fn directory_export(State(s): State<AppState>, page: Page) -> Response {
     page.audit(&s, "export", "customer directory CSV");
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"customers.csv\"",
-            ),
-        ],
-        directory::to_csv(&all_customers(&s)),
-    )
-        .into_response()
+    crate::web::csv_download("customers.csv", directory::to_csv(&all_customers(&s)))
 }
 
 // ---- reports ----
@@ -845,20 +831,6 @@ const REPORT_KINDS: [(ReportKind, Msg); 5] = [
     (ReportKind::Quarterly, i18n::K_QUARTERLY),
 ];
 
-async fn load_report(
-    s: &AppState,
-    kind: ReportKind,
-    date: Option<chrono::NaiveDate>,
-) -> Result<(Report, bool), String> {
-    let cfg = s.cfg.borrow().clone();
-    let store = s.store.clone();
-    let now = chrono::Utc::now();
-    tokio::task::spawn_blocking(move || reporting::find_or_build(&store, &cfg, kind, date, now))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-}
-
 fn parse_kind_date(q: &ReportQuery) -> (ReportKind, Option<chrono::NaiveDate>) {
     let kind = REPORT_KINDS
         .iter()
@@ -876,7 +848,9 @@ async fn reports(State(s): State<AppState>, page: Page, Query(q): Query<ReportQu
     let (kind, date) = parse_kind_date(&q);
     let date = date.or_else(|| Some(chrono::Utc::now().with_timezone(&page.tz).date_naive()));
     let date_s = date.map(|d| d.to_string()).unwrap_or_default();
-    let loaded = load_report(&s, kind, date).await;
+    let loaded = crate::web::load_report(&s, kind, date)
+        .await
+        .map_err(|(_, e)| e);
     let body = html! {
         form.filters method="get" action="/reports" {
             label { (page.t(i18n::REPORT_KIND))
@@ -1014,29 +988,17 @@ async fn report_csv(
         kind: kind.to_string(),
         date: q.date,
     });
-    match load_report(&s, kind, date).await {
+    match crate::web::load_report(&s, kind, date).await {
         Ok((r, _)) => {
             page.audit(
                 &s,
                 "export",
                 format!("report {} {}", kind.as_str(), r.label),
             );
-            let name = format!(
-                "attachment; filename=\"{}-{}.csv\"",
-                kind.as_str(),
-                r.label.replace(' ', "_")
-            );
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (header::CONTENT_DISPOSITION, name),
-                ],
-                crate::report::to_csv(&r),
-            )
-                .into_response()
+            crate::web::report_csv_download(&r)
         }
-        Err(e) => (
-            StatusCode::NOT_FOUND,
+        Err((status, e)) => (
+            status,
             page.layout(page.t(i18n::REPORTS), Flash::err(e), html! {}),
         )
             .into_response(),
