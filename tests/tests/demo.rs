@@ -46,13 +46,18 @@ async fn demo_shows_calls_and_tasks_within_a_minute() {
             .spawn()
             .expect("start linekeeper demo"),
     );
-    // The printed banner carries the token.
+    // The printed banner carries the web login and the token.
     let stdout = child.0.stdout.take().expect("demo stdout");
-    let token = tokio::task::spawn_blocking(move || {
+    let (password, token) = tokio::task::spawn_blocking(move || {
+        let mut password = None;
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("read demo stdout");
+            if let Some((_, pw)) = line.split_once("login: admin / ") {
+                password = Some(pw.trim().to_string());
+            }
             if let Some(t) = line.trim().strip_prefix("API token") {
-                return t.trim().to_string();
+                let pw = password.expect("the web login is printed before the token");
+                return (pw, t.trim().to_string());
             }
         }
         panic!("the demo ended without printing an API token");
@@ -60,6 +65,16 @@ async fn demo_shows_calls_and_tasks_within_a_minute() {
     .await
     .unwrap();
     assert!(token.starts_with("lk_"), "token {token}");
+    // The printed login works at once (a throwaway store: no first change asked).
+    let login = ureq::AgentBuilder::new()
+        .redirects(0)
+        .build()
+        .post(&format!("http://127.0.0.1:{port}/login"))
+        .set("Origin", &format!("http://127.0.0.1:{port}"))
+        .send_form(&[("user", "admin"), ("password", &password)])
+        .expect("log in with the printed password");
+    assert_eq!(login.status(), 303);
+    assert_eq!(login.header("location"), Some("/"));
 
     // At 20x, the whole script (answered, missed, withheld, the repeat caller, ...) plays in about 10 s.
     let deadline = Instant::now() + Duration::from_secs(60);
