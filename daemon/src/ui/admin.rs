@@ -392,6 +392,7 @@ fn apply_form(
     doc: &mut DocumentMut,
     sec: &Section,
     form: &FormMap,
+    lang: super::i18n::Lang,
 ) -> HashMap<String, Vec<String>> {
     let mut errors: HashMap<String, Vec<String>> = HashMap::new();
     match &sec.shape {
@@ -417,7 +418,7 @@ fn apply_form(
                         Err(_) => errors
                             .entry(fs.key.to_string())
                             .or_default()
-                            .push(format!("`{v}` is not a whole number")),
+                            .push(format!("`{v}`: {}", lang.t(i18n::NOT_A_NUMBER))),
                     },
                     Kind::List => {
                         let mut a = Array::new();
@@ -533,7 +534,7 @@ async fn config_save(
         Ok(d) => d,
         Err(e) => return config_form(&page, &s, sec, &typed, &HashMap::new(), &[e], None),
     };
-    let mut errors = apply_form(&mut doc, sec, &form);
+    let mut errors = apply_form(&mut doc, sec, &form, page.lang);
     let text = doc.to_string();
     let mut general = Vec::new();
     if let Err(problems) = Config::parse(&text) {
@@ -933,6 +934,7 @@ fn raw_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ui::i18n::Lang;
 
     fn form(pairs: &[(&str, &str)]) -> FormMap {
         pairs
@@ -956,6 +958,7 @@ mod tests {
                 ("holidays", "2026-12-25\n2027-01-01"),
                 ("sat", ""),
             ]),
+            Lang::En,
         );
         assert!(errs.is_empty());
         let text = doc.to_string();
@@ -968,7 +971,7 @@ mod tests {
         assert_eq!(cfg_doc["hours"]["holidays"].as_array().unwrap().len(), 2);
         assert!(cfg_doc["hours"].get("sat").is_none());
         // All empty: the section goes (24x7).
-        let errs = apply_form(&mut doc, sec, &form(&[]));
+        let errs = apply_form(&mut doc, sec, &form(&[]), Lang::En);
         assert!(errs.is_empty());
         assert!(doc.get("hours").is_none());
     }
@@ -983,21 +986,24 @@ mod tests {
             &mut doc,
             sec,
             &form(&[("toml", "[[agent]]\nid = \"b\"\n[site]\nid = \"x\"\n")]),
+            Lang::En,
         );
         assert!(errs["toml"][0].contains("only [[agent]]"), "{errs:?}");
         let errs = apply_form(
             &mut doc,
             sec,
             &form(&[("toml", "[[agent]]\nid = \"b\"\nname = \"B\"\n")]),
+            Lang::En,
         );
         assert!(errs.is_empty());
         assert!(doc.to_string().contains("id = \"b\""));
-        let errs = apply_form(&mut doc, sec, &form(&[("toml", "[[agent\n")]));
+        let errs = apply_form(&mut doc, sec, &form(&[("toml", "[[agent\n")]), Lang::En);
         assert!(errs["toml"][0].contains("not valid TOML"));
         let errs = apply_form(
             &mut doc,
             section("policy").unwrap(),
             &form(&[("reopen_below", "three")]),
+            Lang::En,
         );
         assert!(errs["reopen_below"][0].contains("whole number"));
     }

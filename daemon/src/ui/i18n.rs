@@ -136,7 +136,6 @@ catalog! {
     PW_MISMATCH = "The two new passwords differ.", "两次输入的新密码不一致。";
     PW_SAME_AS_NAME = "The password must not be the user name.", "密码不能与用户名相同。";
     PW_WRONG_CURRENT = "The current password is wrong.", "当前密码错误。";
-    PASSWORD_CHANGED = "Password changed.", "密码已修改。";
     SAVE = "Save", "保存";
     SAVED = "Saved and applied.", "已保存并生效。";
     SEARCH = "Search", "搜索";
@@ -148,7 +147,6 @@ catalog! {
     STATE = "State", "状态";
     SINCE = "Since", "起始";
     CALLER = "Caller", "来电";
-    ELAPSED = "Ringing for", "振铃时长";
     QUEUE = "Queue", "队列";
     RINGING = "Ringing", "振铃中";
     TALKING = "Talking", "通话中";
@@ -241,10 +239,7 @@ catalog! {
     OPENED = "opened", "新建";
     CLOSED = "closed", "完成";
     KPI = "Figure", "指标";
-    VALUE = "Value", "数值";
     SITE = "Site", "站点";
-    PER_LINE = "Per line", "按线路";
-    PER_AGENT = "Per agent", "按坐席";
     CONFIG = "Configuration", "配置";
     SEC_SITE = "Site", "站点";
     SEC_LINES = "Lines", "线路";
@@ -254,7 +249,6 @@ catalog! {
     SEC_HOURS = "Opening hours and holidays", "营业时间与节假日";
     SEC_SHIFTS = "Shifts", "班次";
     SEC_AGENTS = "Agents", "坐席";
-    SEC_TOKENS = "API tokens", "API 令牌";
     CONFIG_FILE = "Written to %s; the previous version is kept as %s.", "写入 %s；上一版本保存为 %s。";
     CONFIG_READONLY = "This daemon runs without a configuration file (demo): changes cannot be saved.", "此守护进程没有配置文件（演示模式）：无法保存更改。";
     TOML_SECTION = "As TOML (one block per entry)", "TOML 格式（每项一个块）";
@@ -291,7 +285,6 @@ catalog! {
     UNKNOWN = "unknown", "未知";
     YES = "yes", "是";
     NO = "no", "否";
-    MASKED_NOTE = "Numbers are shown whole to signed-in staff.", "已登录员工可见完整号码。";
     KIND_CALLBACK = "callback", "回电";
     KIND_REVIEW = "review", "复核";
     KIND_COMPLAINT = "complaint", "投诉";
