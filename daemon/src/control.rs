@@ -18,6 +18,8 @@ use crate::query::{parse_bound, Bound};
 use crate::store::{Store, StoreError};
 
 pub const SOCKET: &str = "control.sock";
+/// Who the audit log names for a command run from the shell.
+const SHELL: &str = "(shell)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -102,16 +104,8 @@ pub fn execute(
             }
             // With no users at all, this makes the first one, an admin.
             let password = crate::accounts::reset_password(store, user, chrono::Utc::now())?;
-            crate::accounts::audit(
-                store,
-                &crate::accounts::AuditEntry {
-                    at: chrono::Utc::now(),
-                    user: "(shell)".into(),
-                    action: "user".into(),
-                    detail: format!("`linekeeper passwd {user}` set a new password"),
-                    from: None,
-                },
-            );
+            let detail = format!("`linekeeper passwd {user}` set a new password");
+            crate::accounts::audit(store, SHELL, "user", detail, None);
             writeln!(out, "{password}")?;
         }
         Request::Export {
@@ -120,16 +114,8 @@ pub fn execute(
             to,
             format,
         } => {
-            crate::accounts::audit(
-                store,
-                &crate::accounts::AuditEntry {
-                    at: chrono::Utc::now(),
-                    user: "(shell)".into(),
-                    action: "export".into(),
-                    detail: format!("`linekeeper export` of {what:?} from {from:?} to {to:?}"),
-                    from: None,
-                },
-            );
+            let detail = format!("`linekeeper export` of {what:?} from {from:?} to {to:?}");
+            crate::accounts::audit(store, SHELL, "export", detail, None);
             let from = from
                 .as_deref()
                 .map(|v| parse_bound(v, tz, Bound::Start))

@@ -87,16 +87,8 @@ pub struct Authorized {
 impl Authorized {
     /// Writes a change made through the API to the audit log.
     pub fn audit(&self, s: &AppState, action: &str, detail: impl Into<String>) {
-        crate::accounts::audit(
-            &s.store,
-            &crate::accounts::AuditEntry {
-                at: chrono::Utc::now(),
-                user: self.who.clone(),
-                action: action.to_string(),
-                detail: format!("API: {}", detail.into()),
-                from: None,
-            },
-        );
+        let detail = format!("API: {}", detail.into());
+        crate::accounts::audit(&s.store, &self.who, action, detail, None);
     }
 }
 

@@ -22,7 +22,7 @@ use axum::{Form, Router};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
-use crate::accounts::{self, AuditEntry, Lockout, Role, Session, Sessions};
+use crate::accounts::{self, Lockout, Role, Session, Sessions};
 use crate::web::AppState;
 use i18n::{Lang, Msg};
 
@@ -205,13 +205,10 @@ impl Page {
     pub fn audit(&self, s: &AppState, action: &str, detail: impl Into<String>) {
         accounts::audit(
             &s.store,
-            &AuditEntry {
-                at: chrono::Utc::now(),
-                user: self.session.user.clone(),
-                action: action.to_string(),
-                detail: detail.into(),
-                from: self.from.clone(),
-            },
+            &self.session.user,
+            action,
+            detail,
+            self.from.as_deref(),
         );
     }
 
@@ -533,16 +530,7 @@ async fn login(
     let addr_key = from.as_deref().map(|a| format!("addr:{a}"));
     let user_key = format!("user:{user}");
     let audit = |action: &str, detail: String| {
-        accounts::audit(
-            &s.store,
-            &AuditEntry {
-                at: chrono::Utc::now(),
-                user: user.clone(),
-                action: action.into(),
-                detail,
-                from: from.clone(),
-            },
-        )
+        accounts::audit(&s.store, &user, action, detail, from.as_deref())
     };
     if !same_origin(&headers) {
         return (

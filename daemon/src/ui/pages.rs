@@ -680,6 +680,10 @@ fn directory_view(
     page.layout(page.t(i18n::DIRECTORY), flash, body)
 }
 
+fn directory_flash(s: &AppState, page: &Page, flash: Option<Flash>) -> Response {
+    directory_view(s, page, &DirQuery::default(), None, flash)
+}
+
 async fn directory_page(
     State(s): State<AppState>,
     page: Page,
@@ -721,21 +725,9 @@ async fn directory_save(
     match s.engine.customers(vec![c.clone()], vec![]).await {
         Ok(_) => {
             page.audit(&s, "customer", format!("saved {}", c.number));
-            directory_view(
-                &s,
-                &page,
-                &DirQuery::default(),
-                None,
-                Flash::ok(page.t(i18n::SAVED)),
-            )
+            directory_flash(&s, &page, Flash::ok(page.t(i18n::SAVED)))
         }
-        Err(e) => directory_view(
-            &s,
-            &page,
-            &DirQuery::default(),
-            None,
-            Flash::err(e.to_string()),
-        ),
+        Err(e) => directory_flash(&s, &page, Flash::err(e.to_string())),
     }
 }
 
@@ -752,13 +744,7 @@ async fn directory_delete(
             page.audit(&s, "customer", format!("deleted {number}"));
             see_other("/directory")
         }
-        Err(e) => directory_view(
-            &s,
-            &page,
-            &DirQuery::default(),
-            None,
-            Flash::err(e.to_string()),
-        ),
+        Err(e) => directory_flash(&s, &page, Flash::err(e.to_string())),
     }
 }
 
@@ -805,7 +791,7 @@ async fn directory_import(
         }
         Err(e) => Flash::err(e.to_string()),
     };
-    directory_view(&s, &page, &DirQuery::default(), None, flash)
+    directory_flash(&s, &page, flash)
 }
 
 async fn directory_export(State(s): State<AppState>, page: Page) -> Response {
