@@ -173,21 +173,7 @@ async fn missed_call_is_published_logged_and_closed() {
         "call.ended seq must be above call.ringing seq: {ringing} / {ended}"
     );
 
-    let cid = call_id.clone();
-    let created = env
-        .watch
-        .wait_event(
-            TOPIC_TASK,
-            &format!("task.created for call {call_id}"),
-            STEP,
-            move |e| {
-                e["type"] == "task.created"
-                    && e["task"]["call_ids"]
-                        .as_array()
-                        .is_some_and(|ids| ids.iter().any(|i| i == cid.as_str()))
-            },
-        )
-        .await;
+    let created = task_created_for(&env, &call_id).await;
     assert_event_envelope(&created);
     let t = &created["task"];
     assert_eq!(t["kind"], "callback", "task.created kind: {created}");
@@ -345,6 +331,24 @@ async fn missed_call_is_published_logged_and_closed() {
         .await;
 }
 
+/// Waits for the `task.created` event of the task opened for this call.
+async fn task_created_for(env: &Env, call_id: &str) -> Value {
+    let cid = call_id.to_string();
+    env.watch
+        .wait_event(
+            TOPIC_TASK,
+            &format!("task.created for call {call_id}"),
+            STEP,
+            move |e| {
+                e["type"] == "task.created"
+                    && e["task"]["call_ids"]
+                        .as_array()
+                        .is_some_and(|ids| ids.iter().any(|i| i == cid.as_str()))
+            },
+        )
+        .await
+}
+
 fn ids_of_state(daemon: &Daemon, state: &str) -> BTreeSet<String> {
     ids(&daemon.tasks(state), "id")
 }
@@ -451,21 +455,7 @@ async fn line_without_answer_detect_gives_unknown_and_review_task() {
         ended["call"]["outcome"], "unknown",
         "a line without answer detection cannot tell answered from missed: {ended}"
     );
-    let cid = call_id.clone();
-    let created = env
-        .watch
-        .wait_event(
-            TOPIC_TASK,
-            &format!("task.created for call {call_id}"),
-            STEP,
-            move |e| {
-                e["type"] == "task.created"
-                    && e["task"]["call_ids"]
-                        .as_array()
-                        .is_some_and(|ids| ids.iter().any(|i| i == cid.as_str()))
-            },
-        )
-        .await;
+    let created = task_created_for(&env, &call_id).await;
     assert_eq!(
         created["task"]["kind"], "review",
         "unknown_outcome = review must make a review task: {created}"
@@ -509,16 +499,7 @@ async fn restart_keeps_every_call_and_task() {
     let r = env.wait_ringing(from, &masked(c)).await;
     let c_id = str_of(&r["call"]["id"], "call.id").to_string();
     env.wait_call_event(&c_id, "call.ended").await;
-    let cid = c_id.clone();
-    let created = env
-        .watch
-        .wait_event(TOPIC_TASK, "task.created for call C", STEP, move |e| {
-            e["type"] == "task.created"
-                && e["task"]["call_ids"]
-                    .as_array()
-                    .is_some_and(|ids| ids.iter().any(|i| i == cid.as_str()))
-        })
-        .await;
+    let created = task_created_for(&env, &c_id).await;
     let c_task = str_of(&created["task"]["id"], "task.id").to_string();
     let resp = env.daemon.post_json(
         &format!("/api/tasks/{c_task}/done"),
