@@ -475,24 +475,32 @@ async fn customers(
     Json(found).into_response()
 }
 
+/// The customer a path names: 400 when it is not a phone number, 404 when it is not in the directory.
+fn stored_customer(s: &AppState, number: &str) -> Result<Customer, (StatusCode, String)> {
+    let Some(n) = directory::normalize_number(number) else {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!("`{number}` is not a phone number"),
+        ));
+    };
+    match s.store.record::<Customer>(&format!("customer/{n}")) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err((
+            StatusCode::NOT_FOUND,
+            format!("{n} is not in the directory"),
+        )),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
 async fn customer(
     _: Authorized,
     State(s): State<AppState>,
     Path(number): Path<String>,
 ) -> Response {
-    let Some(n) = directory::normalize_number(&number) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("`{number}` is not a phone number"),
-        );
-    };
-    match s.store.record::<Customer>(&format!("customer/{n}")) {
-        Ok(Some(c)) => Json(c).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("{n} is not in the directory"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match stored_customer(&s, &number) {
+        Ok(c) => Json(c).into_response(),
+        Err((status, msg)) => error(status, msg),
     }
 }
 
@@ -535,25 +543,16 @@ async fn customer_delete(
     State(s): State<AppState>,
     Path(number): Path<String>,
 ) -> Response {
-    let Some(n) = directory::normalize_number(&number) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("`{number}` is not a phone number"),
-        );
+    let c = match stored_customer(&s, &number) {
+        Ok(c) => c,
+        Err((status, msg)) => return error(status, msg),
     };
-    match s.store.record::<Customer>(&format!("customer/{n}")) {
-        Ok(Some(_)) => match s.engine.customers(vec![], vec![n.clone()]).await {
-            Ok(_) => {
-                who.audit(&s, "customer", format!("deleted {n}"));
-                StatusCode::NO_CONTENT.into_response()
-            }
-            Err(e) => error(action_error_status(&e), e.to_string()),
-        },
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("{n} is not in the directory"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match s.engine.customers(vec![], vec![c.number.clone()]).await {
+        Ok(_) => {
+            who.audit(&s, "customer", format!("deleted {}", c.number));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(action_error_status(&e), e.to_string()),
     }
 }
 
