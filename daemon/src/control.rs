@@ -1,6 +1,7 @@
-//! Commands that work whether or not the daemon runs (`token create`, `export`). sled lets one process open the
-//! store, so when the daemon holds it the command goes to the daemon over a Unix socket in the store directory
-//! (`control.sock`, mode 0600); otherwise the command opens the store itself. Both paths run the same code.
+//! Commands that work whether or not the daemon runs (`token create`, `export`). One process at a time opens the
+//! store (redb locks its file), so when the daemon holds it the command goes to the daemon over a Unix socket in the
+//! store directory (`control.sock`, mode 0600); otherwise the command opens the store itself. Both paths run the same
+//! code.
 //!
 //! Protocol: the client sends one JSON line (a [`Request`]); the daemon answers `ok\n` followed by the output, or
 //! `error: MESSAGE\n`, and closes.

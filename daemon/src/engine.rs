@@ -108,8 +108,22 @@ pub struct Snapshot {
     pub reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// The last `seq` committed to the outbox.
     pub last_seq: u64,
+    /// False while commits fail (disk full, read-only, I/O errors): nothing is published or acknowledged meanwhile.
     pub store_ok: bool,
+    /// The last commit error and when the failures began, while `store_ok` is false.
+    pub store_error: Option<StoreFailure>,
 }
+
+/// Why the store is failing, since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreFailure {
+    pub error: String,
+    pub since: Time,
+}
+
+/// A failing commit is tried again after this, doubling up to [`STORE_RETRY_MAX`], even when nothing new arrives.
+const STORE_RETRY_MIN: Duration = Duration::from_secs(1);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// A cloneable handle to the engine.
 #[derive(Clone)]
@@ -323,6 +337,9 @@ pub struct Engine {
     /// "No agent signed in during open hours" was alerted and not yet cleared.
     unstaffed_alerted: bool,
     store_ok: bool,
+    store_error: Option<StoreFailure>,
+    /// While the store fails: when to try the held change again, and the wait after that.
+    store_retry: Option<(Instant, Duration)>,
     rx: mpsc::Receiver<Input>,
     snapshot_tx: watch::Sender<Snapshot>,
     events_tx: broadcast::Sender<Arc<Event>>,
@@ -394,6 +411,8 @@ impl Engine {
             unit_replies: Vec::new(),
             reports: BTreeMap::new(),
             store_ok: true,
+            store_error: None,
+            store_retry: None,
             rx,
             snapshot_tx,
             events_tx: events_tx.clone(),
@@ -561,6 +580,9 @@ impl Engine {
         }
         if let Some(open_at) = self.staffing_check_at(now.wall) {
             at = at.min(wall_to_mono(now, open_at));
+        }
+        if let Some((retry_at, _)) = self.store_retry {
+            at = at.min(retry_at);
         }
         at
     }
@@ -1383,7 +1405,11 @@ impl Engine {
                     started.elapsed().as_micros() as u64,
                     std::sync::atomic::Ordering::Relaxed,
                 );
+                if let Some(f) = self.store_error.take() {
+                    info!(failing_since = %f.since, "store writes work again; the held events follow");
+                }
                 self.store_ok = true;
+                self.store_retry = None;
                 let change = std::mem::take(&mut self.change);
                 self.dirty_tasks.clear();
                 self.metrics.events_committed.fetch_add(
@@ -1414,7 +1440,23 @@ impl Engine {
             Err(e) => {
                 // Keep the change and try again with the next one; nothing is published meanwhile.
                 inc(&self.metrics.commit_errors);
-                error!(error = %e, "store commit failed; events are held back until the store accepts them");
+                let now = self.clock.now();
+                let wait = self
+                    .store_retry
+                    .map(|(_, w)| (w * 2).min(STORE_RETRY_MAX))
+                    .unwrap_or(STORE_RETRY_MIN);
+                error!(error = %e, retry_in_s = wait.as_secs(),
+                    "store commit failed; events are held back (nothing is published or acknowledged) until the store accepts them");
+                self.store_retry = Some((now.mono + wait, wait));
+                let since = self
+                    .store_error
+                    .as_ref()
+                    .map(|f| f.since)
+                    .unwrap_or(now.wall);
+                self.store_error = Some(StoreFailure {
+                    error: e.to_string(),
+                    since,
+                });
                 self.store_ok = false;
                 for (reply, _) in self.replies.drain(..) {
                     let _ = reply.send(Err(ActionError::Store(e.to_string())));
@@ -1473,6 +1515,7 @@ impl Engine {
             reports: self.reports.clone(),
             last_seq: self.next_seq.saturating_sub(1),
             store_ok: self.store_ok,
+            store_error: self.store_error.clone(),
         };
         self.snapshot_tx.send_if_modified(|old| {
             if *old == snap {

@@ -144,7 +144,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per core); with tokio's and sled's threads
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core); with tokio's threads
 /// that is several megabytes of high water on a 512 MB board. Two arenas are plenty for this daemon. (Measured with
 /// lkbench: peak RSS with 100,000 calls stored 36 MB -> 32 MB, and less with the fixed mmap threshold.)
 fn limit_malloc_arenas() {

@@ -237,6 +237,7 @@ impl Uplink {
             reports: HashMap::new(),
             discovered: None,
             state_behind: false,
+            store_failing: false,
         };
         loop {
             tokio::select! {
@@ -349,6 +350,22 @@ impl Uplink {
     }
 }
 
+/// The retained `P/health` payload: `status` `ok` or `degraded`, `store` `ok` or `failing`, and while failing
+/// `since` and `error`.
+fn health_json(snap: &Snapshot) -> Vec<u8> {
+    let v = match (&snap.store_error, snap.store_ok) {
+        (Some(f), false) => serde_json::json!({
+            "status": "degraded",
+            "store": "failing",
+            "since": f.since,
+            "error": f.error,
+        }),
+        (None, false) => serde_json::json!({"status": "degraded", "store": "failing"}),
+        _ => serde_json::json!({"status": "ok", "store": "ok"}),
+    };
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// What a QoS 1 publish carried: its topic, and the event `seq` if it was an event.
 struct Tag {
     seq: Option<u64>,
@@ -378,6 +395,8 @@ struct Session {
     discovered: Option<Vec<String>>,
     /// A retained state publish could not be queued.
     state_behind: bool,
+    /// `alert.store_failing` was sent in this session and not yet `alert.store_recovered`.
+    store_failing: bool,
     reports: HashMap<String, Arc<Vec<u8>>>,
 }
 
@@ -421,6 +440,8 @@ impl Session {
             format!("{}/queue", self.prefix),
             serde_json::to_vec(&snap.queue).unwrap_or_default(),
         ));
+        items.push((format!("{}/health", self.prefix), health_json(snap)));
+        self.store_alert(snap);
         // Reports are large and change rarely: compare them by pointer, not by content.
         for (kind, json) in &snap.reports {
             if self
@@ -449,6 +470,58 @@ impl Session {
                     self.state_behind = true;
                 }
             }
+        }
+    }
+
+    /// `alert.store_failing` when commits start failing, `alert.store_recovered` when they work again. These two
+    /// cannot be in the outbox (the store is what fails), so they carry no `seq`; they are sent once per session.
+    fn store_alert(&mut self, snap: &Snapshot) {
+        let failing = !snap.store_ok;
+        if failing == self.store_failing {
+            return;
+        }
+        let now = chrono::Utc::now();
+        let (kind, level, message) = if failing {
+            let why = snap
+                .store_error
+                .as_ref()
+                .map(|f| f.error.as_str())
+                .unwrap_or("unknown error");
+            (
+                "alert.store_failing",
+                "critical",
+                format!(
+                    "the store cannot write ({why}): calls are not being recorded durably and nothing is published \
+                     or acknowledged until it can; check free disk space and the disk"
+                ),
+            )
+        } else {
+            (
+                "alert.store_recovered",
+                "info",
+                "the store writes again; the held events follow".to_string(),
+            )
+        };
+        let payload = serde_json::json!({
+            "event_id": crate::model::new_id(now),
+            "type": kind,
+            "at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "alert": {
+                "rule": kind.trim_start_matches("alert."),
+                "level": level,
+                "message": message,
+                "since": snap.store_error.as_ref().map(|f| f.since),
+            },
+        });
+        if self.publish(
+            format!("{}/alert", self.prefix),
+            serde_json::to_vec(&payload).unwrap_or_default(),
+            false,
+            None,
+        ) {
+            self.store_failing = failing;
+        } else {
+            self.state_behind = true;
         }
     }
 

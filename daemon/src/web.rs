@@ -178,7 +178,8 @@ fn token_name(headers: &HeaderMap, state: &AppState) -> Option<String> {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     let snap = s.engine.snapshot.borrow().clone();
-    let store_ok = snap.store_ok && s.store.check().is_ok();
+    let read = s.store.check();
+    let store_ok = snap.store_ok && read.is_ok();
     let lines: Vec<_> = snap
         .lines
         .iter()
@@ -192,13 +193,26 @@ async fn healthz(State(s): State<AppState>) -> Response {
             })
         })
         .collect();
+    // The store is the product's promise: while it cannot make a change durable nothing is acknowledged, so the box
+    // is degraded (503), and says why and since when.
+    let store = match (&snap.store_error, &read) {
+        _ if store_ok => json!("ok"),
+        (Some(f), _) => json!(format!(
+            "error: writes are failing since {}: {}; nothing is published or acknowledged until the store accepts \
+             them (check free disk space and the disk's health)",
+            f.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            f.error
+        )),
+        (None, Err(e)) => json!(format!("error: {e}")),
+        (None, Ok(())) => json!("error: writes are failing; check free disk space"),
+    };
     let body = json!({
-        "status": if store_ok { "ok" } else { "error" },
+        "status": if store_ok { "ok" } else { "degraded" },
         "site": s.cfg.borrow().site.id.clone(),
         "version": env!("CARGO_PKG_VERSION"),
         "lines": lines,
         "mqtt": s.mqtt.borrow().label(),
-        "store": if store_ok { "ok" } else { "error: writes are failing; check disk space" },
+        "store": store,
         "last_seq": snap.last_seq,
     });
     let code = if store_ok {

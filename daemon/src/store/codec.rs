@@ -513,15 +513,9 @@ mod tests {
             r#""number_status":"withheld","name":null,"started_at":"2026-11-02T18:00:00Z","answered_at":null,"#,
             r#""ended_at":null,"rings":1,"wait_s":null,"talk_s":null,"outcome":null,"agent":null}"#
         );
-        s.calls
-            .insert("01JCX6Y0Z0AAAAAAAAAAAAAAAA", old_a.as_bytes())
-            .unwrap();
-        s.calls
-            .insert("01JCX6Y0Z0CCCCCCCCCCCCCCCC", old_c.as_bytes())
-            .unwrap();
-        s.open_calls
-            .insert("01JCX6Y0Z0CCCCCCCCCCCCCCCC", Vec::<u8>::new())
-            .unwrap();
+        s.put_raw("calls", b"01JCX6Y0Z0AAAAAAAAAAAAAAAA", old_a.as_bytes());
+        s.put_raw("calls", b"01JCX6Y0Z0CCCCCCCCCCCCCCCC", old_c.as_bytes());
+        s.put_raw("open_calls", b"01JCX6Y0Z0CCCCCCCCCCCCCCCC", b"");
         // A new record between them, written by this linekeeper.
         let mut b = sample("01JCX6Y0Z0BBBBBBBBBBBBBBBB");
         b.clock_unsynced = true;
@@ -535,7 +529,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            s.calls.get(b.id.as_bytes()).unwrap().unwrap()[0],
+            s.get_raw("calls", b.id.as_bytes()).unwrap()[0],
             CALL_V1,
             "new calls are stored binary"
         );
@@ -579,7 +573,7 @@ mod tests {
             1,
         )
         .unwrap();
-        assert_eq!(s.calls.get(c.id.as_bytes()).unwrap().unwrap()[0], CALL_V1);
+        assert_eq!(s.get_raw("calls", c.id.as_bytes()).unwrap()[0], CALL_V1);
         assert_eq!(s.call(&c.id).unwrap().unwrap(), c);
     }
 
@@ -589,7 +583,7 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let mut bytes = encode_call(&sample("X"));
         bytes.pop();
-        s.calls.insert("X", bytes).unwrap();
+        s.put_raw("calls", b"X", &bytes);
         match s.call("X") {
             Err(StoreError::Corrupt { tree, key, source }) => {
                 assert_eq!((tree, key.as_str()), ("calls", "X"));

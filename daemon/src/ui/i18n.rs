@@ -166,6 +166,7 @@ catalog! {
     ST_DOWN = "down", "断开";
     LIVE = "live", "实时";
     OFFLINE = "reconnecting…", "正在重连…";
+    STORE_FAILING = "The store cannot write: calls are not being recorded and nothing is sent or confirmed until it can. Check free disk space and the disk. Failing since", "存储无法写入：通话未被记录，恢复前不发送、不确认任何内容。请检查磁盘剩余空间和磁盘状态。故障开始于";
     NUMBER = "Number", "号码";
     NAME = "Name", "姓名";
     FROM = "From", "从";

@@ -89,6 +89,8 @@ pub struct Page {
     /// (the Referer), since a POST's address may not answer a GET.
     pub back: String,
     pub from: Option<String>,
+    /// The store cannot write (since this time, formatted in the site's zone): every page says so.
+    pub store_failing: Option<String>,
 }
 
 pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -149,7 +151,15 @@ impl FromRequestParts<AppState> for Page {
             .and_then(Lang::parse)
             .or_else(|| Lang::parse(&cfg.site.language))
             .unwrap_or(Lang::Zh);
+        let tz = cfg.timezone();
+        let store_failing = s.engine.snapshot.borrow().store_error.as_ref().map(|f| {
+            f.since
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        });
         Ok(Page {
+            store_failing,
             sid,
             session,
             lang,
@@ -304,6 +314,9 @@ impl Page {
                     }
                     main {
                         h1 { (title) }
+                        @if let Some(since) = &self.store_failing {
+                            p #store-failing .flash-err role="alert" { (self.t(i18n::STORE_FAILING)) " " (since) }
+                        }
                         @if let Some(f) = &flash {
                             p class=(if f.ok { "flash-ok" } else { "flash-err" }) role="status" { (f.text) }
                         }

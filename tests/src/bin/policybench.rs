@@ -278,10 +278,16 @@ fn month_call(i: usize, n: usize, from: Time, span_ms: i64) -> Call {
     RandomCall {
         r,
         started,
-        line: if (r >> 8) % 3 == 0 { "line2" } else { "line1" },
+        line: if (r >> 8).is_multiple_of(3) {
+            "line2"
+        } else {
+            "line1"
+        },
         // 20,000 distinct callers, so numbers come back.
         number: format!("138{:08}", (r >> 20) % 20_000),
-        name: ((r >> 50) % 3 == 0).then(|| format!("CALLER {}", (r >> 20) % 1000)),
+        name: (r >> 50)
+            .is_multiple_of(3)
+            .then(|| format!("CALLER {}", (r >> 20) % 1000)),
         wait_s: wait,
         talk_s: talk,
         unknown_s: wait + talk,

@@ -236,7 +236,7 @@ fn seeded_call(i: usize, n: usize, newest: Time) -> Call {
         started,
         line: "line1",
         number: caller_number(caller),
-        name: (!withheld(r) && caller % 3 == 0).then(|| format!("客户{}", caller % 1000)),
+        name: (!withheld(r) && caller.is_multiple_of(3)).then(|| format!("客户{}", caller % 1000)),
         wait_s: wait,
         talk_s: 20.0 + ((r >> 32) % 600) as f64,
         // An unknown call ends when the ringing stops.
@@ -1171,8 +1171,12 @@ struct Live {
 /// The action of the `k`th event: agents a2 and a3 go away and come back in turn (a1 stays available, so no
 /// staffing alert comes between). Each changes the agent's state, so each makes exactly one event.
 fn live_action(k: usize) -> (&'static str, &'static str, &'static str) {
-    let agent = if (k / 2) % 2 == 0 { "a2" } else { "a3" };
-    if k % 2 == 0 {
+    let agent = if (k / 2).is_multiple_of(2) {
+        "a2"
+    } else {
+        "a3"
+    };
+    if k.is_multiple_of(2) {
         (agent, "away", "agent.away")
     } else {
         (agent, "available", "agent.available")
