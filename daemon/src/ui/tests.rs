@@ -1021,6 +1021,59 @@ async fn task_lists_page_by_deadline_and_by_age() {
     }
 }
 
+/// While the store cannot write, every page says so (with the time it began, in the site's zone) and `/healthz`
+/// is 503 `degraded` with the error; the banner goes when the store works again.
+#[tokio::test]
+async fn a_failing_store_shows_on_every_page_and_on_healthz() {
+    let r = rig();
+    let since = chrono::DateTime::parse_from_rfc3339("2026-12-03T02:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let failing = crate::engine::Snapshot {
+        store_ok: false,
+        store_error: Some(crate::engine::StoreFailure {
+            error: "store write failed: No space left on device".into(),
+            since,
+        }),
+        ..Default::default()
+    };
+    let (snap_tx, snap_rx) = watch::channel(failing);
+    let mut state = r.state.clone();
+    state.engine.snapshot = snap_rx;
+    let app = router(state);
+    let (cookie, _) = login(&app, "ann").await;
+    for path in ["/", "/calls", "/tasks"] {
+        let page = send(&app, get(path, Some(&cookie))).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            page.body.contains(r#"id="store-failing""#)
+                && page.body.contains("存储无法写入")
+                && page.body.contains("2026-12-03 10:00:00"),
+            "{path}: no banner with the Shanghai time: {}",
+            page.body
+        );
+    }
+    let h = send(&app, get("/healthz", None)).await;
+    assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = serde_json::from_str(&h.body).unwrap();
+    assert_eq!(v["status"], "degraded");
+    let store = v["store"].as_str().unwrap();
+    assert!(
+        store.contains("since 2026-12-03T02:00:00Z") && store.contains("No space left on device"),
+        "{store}"
+    );
+    snap_tx.send_replace(crate::engine::Snapshot {
+        store_ok: true,
+        ..Default::default()
+    });
+    let page = send(&app, get("/", Some(&cookie))).await;
+    assert!(!page.body.contains("store-failing"), "{}", page.body);
+    assert_eq!(
+        send(&app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+}
+
 mod hostile_input {
     use super::super::{cookie_value, local_path, referer_path, same_origin};
     use axum::http::{header, HeaderMap, HeaderValue};
