@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 pub use linekeeper::modem::sim::{SimModem, SimOptions};
 
 pub mod bench;
+pub mod powerfs;
 // The benches' machine description lived here before the `bench` module; kept at the root for other callers.
 pub use bench::{clock_ticks, machine, Machine};
 
