@@ -61,12 +61,16 @@ pub enum RestoreMode {
     DropAll,
     /// What was synced, plus each unsynced operation (per block for writes) at random, from this seed.
     RandomSubset(u64),
+    /// Everything, synced or not: a crash of the processes without a power cut (`kill -9`), the control case
+    /// that shows a test's checks are not fooled by the restore itself.
+    KeepAll,
 }
 
 impl std::fmt::Display for RestoreMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RestoreMode::DropAll => write!(f, "drop-all"),
+            RestoreMode::KeepAll => write!(f, "keep-all"),
             RestoreMode::RandomSubset(seed) => write!(f, "random-subset({seed})"),
         }
     }
@@ -107,6 +111,9 @@ pub struct RestoreReport {
     pub entries_dropped: u64,
     /// Inodes no surviving entry reaches, removed.
     pub inodes_removed: u64,
+    /// The paths (relative to the root, a directory with a trailing `/`) that processes saw before the cut and
+    /// that are gone with their inode, the topmost ones only (not what was under a vanished directory).
+    pub vanished: Vec<String>,
 }
 
 /// A small deterministic generator (SplitMix64), for seeds that reproduce a run.
@@ -370,10 +377,19 @@ impl Model {
     /// The power comes back: the live state becomes what the disk kept. Also clears the dead flag.
     pub fn restore(&mut self, mode: RestoreMode) -> RestoreReport {
         let mut report = RestoreReport::default();
+        let live_paths = self.live_paths();
         let mut rng = match mode {
-            RestoreMode::DropAll => None,
+            RestoreMode::DropAll | RestoreMode::KeepAll => None,
             RestoreMode::RandomSubset(seed) => Some(SplitMix::new(seed)),
         };
+        if mode == RestoreMode::KeepAll {
+            for n in self.inodes.values_mut() {
+                n.durable_data = n.data.clone();
+                n.durable_entries = n.entries.clone();
+                n.pending_data.clear();
+                n.pending_entries.clear();
+            }
+        }
         let mut inos: Vec<u64> = self.inodes.keys().copied().collect();
         inos.sort_unstable();
         for ino in &inos {
@@ -469,12 +485,26 @@ impl Model {
                 }
             }
         }
+        let mut vanished = Vec::new();
         for ino in inos {
             if !reached.contains(&ino) {
+                if let Some(path) = live_paths.get(&ino) {
+                    vanished.push(path.clone());
+                }
                 self.inodes.remove(&ino);
                 report.inodes_removed += 1;
             }
         }
+        vanished.sort();
+        let dirs: Vec<String> = vanished
+            .iter()
+            .filter(|p| p.ends_with('/'))
+            .cloned()
+            .collect();
+        report.vanished = vanished
+            .into_iter()
+            .filter(|p| !dirs.iter().any(|d| p != d && p.starts_with(d.as_str())))
+            .collect();
         let known: HashSet<u64> = self.inodes.keys().copied().collect();
         for (ino, n) in self.inodes.iter_mut() {
             n.entries.retain(|_, c| known.contains(c));
@@ -489,6 +519,32 @@ impl Model {
         }
         self.dead = false;
         report
+    }
+
+    /// The path of every inode the live tree names (the first name found), a directory's with a trailing `/`.
+    fn live_paths(&self) -> HashMap<u64, String> {
+        let mut paths = HashMap::new();
+        let mut queue = vec![(ROOT, String::new())];
+        while let Some((dir, prefix)) = queue.pop() {
+            let Some(d) = self.inodes.get(&dir) else {
+                continue;
+            };
+            for (name, &child) in &d.entries {
+                if paths.contains_key(&child) || child == ROOT {
+                    continue;
+                }
+                let Some(c) = self.inodes.get(&child) else {
+                    continue;
+                };
+                let mut path = format!("{prefix}{}", name.to_string_lossy());
+                if c.is_dir() {
+                    path.push('/');
+                    queue.push((child, path.clone()));
+                }
+                paths.insert(child, path);
+            }
+        }
+        paths
     }
 
     // --- reading ---------------------------------------------------------------------------------------------------
@@ -1529,6 +1585,29 @@ mod tests {
     }
 
     #[test]
+    fn keep_all_keeps_everything_that_is_still_named() {
+        let mut m = Model::new();
+        let (dir, f) = durable_file(&mut m, b"hello");
+        m.write(f, 5, b" world").unwrap();
+        let n = m.create(dir, name("new"), NewNode::file(), None).unwrap();
+        m.write(n, 0, b"new").unwrap();
+        let gone = m.create(dir, name("gone"), NewNode::file(), None).unwrap();
+        m.remove(dir, name("gone"), false).unwrap();
+        m.cut();
+        let report = m.restore(RestoreMode::KeepAll);
+        assert_eq!(report.inodes_removed, 1);
+        assert_eq!(m.attr(gone), Err(libc::ENOENT));
+        assert_eq!(m.read(f, 0, 100).unwrap(), b"hello world");
+        let new = m.resolve("store/new").unwrap();
+        assert_eq!(new, n);
+        assert_eq!(m.read(new, 0, 10).unwrap(), b"new");
+        // And it is durable now: a drop-all right after keeps it.
+        m.cut();
+        m.restore(RestoreMode::DropAll);
+        assert_eq!(m.read(f, 0, 100).unwrap(), b"hello world");
+    }
+
+    #[test]
     fn operations_fail_with_eio_after_a_cut() {
         let mut m = Model::new();
         let (dir, f) = durable_file(&mut m, b"x");
@@ -1561,6 +1640,7 @@ mod tests {
         m.cut();
         let report = m.restore(RestoreMode::DropAll);
         assert_eq!(report.inodes_removed, 3);
+        assert_eq!(report.vanished, ["store/new", "store/sub/"]);
         assert_eq!(m.lookup(dir, name("new")), Err(libc::ENOENT));
         assert_eq!(m.lookup(dir, name("sub")), Err(libc::ENOENT));
         assert_eq!(m.attr(f), Err(libc::ENOENT));
