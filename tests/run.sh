@@ -3,7 +3,7 @@
 # (mosquitto, mosquitto_sub, socat, chromium, and the npm packages of tests/browser),
 # then format check, clippy, build of the daemon binary, and every test of the
 # workspace (the e2e tests drive the built binary; tests/tests/browser.rs drives
-# headless Chromium with node).
+# headless Chromium with node), the benchmark smoke runs and the power-cut test.
 # Runs from any directory, reads no stdin.
 set -euo pipefail
 
@@ -88,5 +88,12 @@ cargo run --release -p linekeeper-e2e --bin lkbench -- --quick </dev/null || fai
 
 banner "web page benchmark smoke run: webbench --quick (fails only when a page or the live stream is wrong)"
 cargo run --release -p linekeeper-e2e --bin webbench -- --quick </dev/null || fail "webbench --quick failed"
+
+banner "power-cut test: powercut --cuts 50 (fails on any acknowledged call or task lost, seq reused, or web login lost)"
+# powerfs is a FUSE file system served by the test itself; as root the kernel mount needs no fusermount.
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
+[ -e /dev/fuse ] || fail "/dev/fuse is missing: the power-cut test needs FUSE (modprobe fuse)"
+cargo run --release -p linekeeper-e2e --bin powercut -- --cuts 50 </dev/null ||
+    fail "powercut --cuts 50 failed: acknowledged records were lost, a seq was reused or the login was lost after a power cut (see its figures above)"
 
 banner "all checks passed"

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 pub use linekeeper::modem::sim::{SimModem, SimOptions};
 
 pub mod bench;
+pub mod powerfs;
 // The benches' machine description lived here before the `bench` module; kept at the root for other callers.
 pub use bench::{clock_ticks, machine, Machine};
 
@@ -686,6 +687,19 @@ impl Daemon {
         let dir = test_dir("lk-daemon-");
         let store = dir.path().join("store");
         let config = dir.path().join("linekeeper.toml");
+        Self::new_at(opts, device, mqtt_port, dir, config, store)
+    }
+
+    /// The same with the config file and the store where the caller says (e.g. on a test file system), the logs in
+    /// `dir`. The config is written with a plain `fs::write` (no sync).
+    pub fn new_at(
+        opts: &DaemonOptions,
+        device: &Path,
+        mqtt_port: u16,
+        dir: TempDir,
+        config: PathBuf,
+        store: PathBuf,
+    ) -> Daemon {
         let web_port = free_port();
         fs::write(
             &config,
@@ -777,6 +791,15 @@ impl Daemon {
 
     /// `linekeeper run --config PATH`, then waits for `GET /healthz` = 200.
     pub fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            self.print_logs();
+            panic!("{e}");
+        }
+    }
+
+    /// Like [`start`](Self::start), but what went wrong (the process exited, or `/healthz` did not answer 200
+    /// within `LONG`) is returned instead of printed with the logs in a panic; the child is reaped then.
+    pub fn try_start(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "the daemon is already running");
         self.starts += 1;
         let (out, err) = self.log_paths(self.starts);
@@ -790,21 +813,43 @@ impl Daemon {
             .env("RUST_LOG", log_filter)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
-            .stdout(File::create(&out).expect("daemon stdout file"))
-            .stderr(File::create(&err).expect("daemon stderr file"))
+            .stdout(File::create(&out).map_err(|e| format!("daemon stdout file: {e}"))?)
+            .stderr(File::create(&err).map_err(|e| format!("daemon stderr file: {e}"))?)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", daemon_bin().display()));
+            .map_err(|e| format!("cannot start {}: {e}", daemon_bin().display()))?;
         self.child = Some(child);
-        self.wait_healthy();
+        let r = self.try_wait_healthy();
+        if r.is_err() {
+            self.kill9();
+        }
+        r
+    }
+
+    /// The last `lines` lines of the stderr of the latest run.
+    pub fn last_stderr(&self, lines: usize) -> String {
+        tail(&self.log_paths(self.starts).1, lines)
     }
 
     /// Waits until `GET /healthz` answers 200 while the process stays alive.
     pub fn wait_healthy(&mut self) {
+        if let Err(e) = self.try_wait_healthy() {
+            self.print_logs();
+            panic!("{e}");
+        }
+    }
+
+    fn try_wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + LONG;
         loop {
-            self.assert_running("while waiting for GET /healthz to answer 200");
+            if let Some(child) = &mut self.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "the daemon exited ({status}) while waiting for GET /healthz to answer 200"
+                    ));
+                }
+            }
             let last = match self.agent.get(&self.url("/healthz")).call() {
-                Ok(resp) if resp.status() == 200 => return,
+                Ok(resp) if resp.status() == 200 => return Ok(()),
                 Ok(resp) => format!("HTTP {}", resp.status()),
                 Err(ureq::Error::Status(code, resp)) => format!(
                     "HTTP {code}: {}",
@@ -813,8 +858,9 @@ impl Daemon {
                 Err(e) => format!("transport error: {e}"),
             };
             if Instant::now() > deadline {
-                self.print_logs();
-                panic!("GET /healthz did not answer 200 within {LONG:?}; last answer: {last}");
+                return Err(format!(
+                    "GET /healthz did not answer 200 within {LONG:?}; last answer: {last}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -1103,6 +1149,17 @@ impl MqttWatch {
         Self::start_with(port, id, false).await
     }
 
+    /// A persistent-session watcher (as [`start_persistent`](Self::start_persistent)) of another topic filter.
+    pub async fn start_persistent_topic(port: u16, filter: &str) -> MqttWatch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!(
+            "e2e-durable-topic-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Self::start_filtered(port, id, false, filter.to_string()).await
+    }
+
     /// A watcher of another topic filter (e.g. `homeassistant/#`, or `#` for everything).
     pub async fn start_topic(port: u16, filter: &str) -> MqttWatch {
         static N: AtomicU32 = AtomicU32::new(0);
@@ -1216,6 +1273,15 @@ impl MqttWatch {
     /// Every message so far, in arrival order.
     pub fn messages(&self) -> Vec<MqttMsg> {
         self.state.lock().unwrap().messages.clone()
+    }
+
+    /// The messages from index `from` on, in arrival order (cheaper than [`messages`](Self::messages) for a poller).
+    pub fn messages_since(&self, from: usize) -> Vec<MqttMsg> {
+        let s = self.state.lock().unwrap();
+        s.messages
+            .get(from..)
+            .map(<[MqttMsg]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// How many messages have arrived so far (a mark for `wait_for_from`).

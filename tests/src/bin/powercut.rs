@@ -1,0 +1,1362 @@
+//! `powercut`: the power-cut test (issue 10). Nothing acknowledged may be lost when the power goes.
+//!
+//! ```text
+//! cargo build --release -p linekeeper
+//! cargo run --release -p linekeeper-e2e --bin powercut -- [--cuts N] [--seed S]
+//! ```
+//!
+//! It starts a real mosquitto, a socat pty pair with the simulated modem on its far side, and mounts
+//! [`powerfs`](linekeeper_e2e::powerfs) (a FUSE file system with a volatile write cache, served by this process) on
+//! a temp dir. The release daemon (`target/release/linekeeper`, or `$LINEKEEPER_BIN`) runs with its config file and
+//! its store on that mount and its logs outside. A persistent-session subscriber listens to
+//! `linekeeper/hq/events/#`.
+//!
+//! Before the first cut: an API token (`linekeeper token create`), and the web login: `admin` with the first-start
+//! password the daemon logged, changed as the page insists.
+//!
+//! Then, `--cuts` times: a burst of 1-20 calls with numbers used once (answered ones: RING, caller ID, OFFHOOK,
+//! ONHOOK, some back to back; missed ones: RING, caller ID, RING and silence, which opens a callback task), and a
+//! power cut in the middle of it, at a random step of the burst or right after a `call.ended` arrived:
+//! `cut()` of the file system, at once `kill -9` of the daemon, `restore()` of what the disk kept (keep only what was
+//! synced, and a random subset of the unsynced writes, in turn), and the daemon started again on it. After each
+//! restart:
+//!
+//! - the daemon comes up and `/healthz` answers 200 (the store opens);
+//! - every call whose `call.ended` reached the subscriber before the cut is in `GET /api/calls` with its outcome,
+//!   every task whose `task.created` did is in `GET /api/tasks`, through the token made before the first cut;
+//! - no seq is handed out twice: an event that comes with a seq already seen must have that seq's event_id;
+//! - `admin` logs in with the password chosen before the first cut, and the daemon logged no new first-start
+//!   password.
+//!
+//! The figures go out as a table and as one line `POWERCUT_JSON {...}`; the exit code is 1 on any loss, reuse or
+//! failed login, with the details of each lost record. Nothing depends on the machine's speed: the cut points are
+//! steps of the burst, and the only deadlines are generous ones for "the daemon never came up".
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Result};
+use linekeeper_e2e::bench::{parse_flags, Table};
+use linekeeper_e2e::powerfs::{PowerFs, RestoreMode, SplitMix, Stats};
+use linekeeper_e2e::*;
+use serde_json::{json, Value};
+
+const USAGE: &str = "usage: powercut [--cuts N] [--seed S] [--modes LIST]\n\
+  --cuts N      power cuts to make (default 50)\n\
+  --seed S      seed of the bursts, cut points and restores (default: from the clock, printed)\n\
+  --modes LIST  what the disk keeps at a cut, in turn (default drop-all,random-subset): drop-all (only what\n\
+                was synced), random-subset (that and a random part of the rest), keep-all (everything: a\n\
+                kill -9 without a power cut, the control run that must pass even without syncs)";
+
+/// The password chosen at the first login, used after every cut.
+const CHOSEN: &str = "power cut proof 2024";
+const EVENTS: &str = "linekeeper/hq/events/#";
+const FIRST_START: &str = "first start: web page login created";
+/// A missed call ends after this much silence.
+const RING_TIMEOUT: &str = "600ms";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    DropAll,
+    RandomSubset,
+    KeepAll,
+}
+
+struct Opts {
+    cuts: u64,
+    seed: u64,
+    /// Used in turn, cut after cut.
+    modes: Vec<Mode>,
+}
+
+fn parse(args: &[String]) -> Result<Opts> {
+    let mut opts = Opts {
+        cuts: 50,
+        seed: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 % 1_000_000_007)
+            .unwrap_or(1),
+        modes: vec![Mode::DropAll, Mode::RandomSubset],
+    };
+    parse_flags(args, USAGE, |flag, a| {
+        match flag {
+            "--cuts" => opts.cuts = a.number(flag)?,
+            "--seed" => opts.seed = a.number(flag)?,
+            "--modes" => {
+                opts.modes = a
+                    .value(flag)?
+                    .split(',')
+                    .map(|m| match m.trim() {
+                        "drop-all" => Ok(Mode::DropAll),
+                        "random-subset" => Ok(Mode::RandomSubset),
+                        "keep-all" => Ok(Mode::KeepAll),
+                        other => Err(anyhow!("unknown restore mode `{other}`\n{USAGE}")),
+                    })
+                    .collect::<Result<_>>()?;
+                if opts.modes.is_empty() {
+                    return Err(anyhow!("--modes needs at least one mode\n{USAGE}"));
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if opts.cuts == 0 {
+        return Err(anyhow!("--cuts must be at least 1\n{USAGE}"));
+    }
+    Ok(opts)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if std::env::var_os("LINEKEEPER_E2E_LOG").is_none() {
+        // The daemon's own debug lines, not those of its store and MQTT crates (50 runs of them).
+        std::env::set_var("LINEKEEPER_E2E_LOG", "info,linekeeper=debug");
+    }
+    if std::env::var_os("LINEKEEPER_BIN").is_none() {
+        std::env::set_var(
+            "LINEKEEPER_BIN",
+            target_dir().join("release").join("linekeeper"),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    // Ctrl-C or SIGTERM ends the run early: the drops then kill the daemon and unmount powerfs.
+    let run = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(opts) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow!("terminated")),
+        }
+    };
+    match rt.block_on(run) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("powercut: FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The subscriber's messages, stamped with their arrival
+// ---------------------------------------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Stamped {
+    at: Instant,
+    msg: MqttMsg,
+}
+
+/// Every message the subscriber got, in arrival order, with the instant it was seen (a poller copies them every
+/// 2 ms, so the stamp is at most that late). Index i here is index i of the watcher.
+struct Log {
+    watch: Arc<MqttWatch>,
+    items: Mutex<Vec<Stamped>>,
+}
+
+impl Log {
+    fn pump(&self) {
+        let mut items = self.items.lock().unwrap();
+        let now = Instant::now();
+        for msg in self.watch.messages_since(items.len()) {
+            items.push(Stamped { at: now, msg });
+        }
+    }
+
+    fn since(&self, from: usize) -> Vec<Stamped> {
+        self.pump();
+        let items = self.items.lock().unwrap();
+        items
+            .get(from..)
+            .map(<[Stamped]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    fn range(&self, from: usize, to: usize) -> Vec<Stamped> {
+        self.pump();
+        let items = self.items.lock().unwrap();
+        items[from.min(items.len())..to.min(items.len())].to_vec()
+    }
+}
+
+fn event_of(m: &MqttMsg) -> Option<Value> {
+    if m.retain {
+        return None;
+    }
+    m.json()
+        .filter(|v| v["type"].is_string() && v["seq"].is_u64())
+}
+
+fn is_ended_of(m: &MqttMsg, number: &str) -> bool {
+    event_of(m).is_some_and(|v| v["type"] == "call.ended" && v["call"]["number"] == number)
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The burst
+// ---------------------------------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Planned {
+    number: String,
+    answered: bool,
+    ring_ms: u64,
+    talk_ms: u64,
+    /// Pause after the call (0: the next call starts at once).
+    gap_ms: u64,
+}
+
+/// Steps each call counts in the progress: RING, caller ID, OFFHOOK or the second RING, ONHOOK or the end of the
+/// ringing, the pause after it.
+const STEPS_PER_CALL: usize = 5;
+
+async fn play(
+    calls: Vec<Planned>,
+    modem: SimModem,
+    log: Arc<Log>,
+    from: usize,
+    progress: tokio::sync::watch::Sender<usize>,
+) {
+    let mut step = 0;
+    let mut bump = || {
+        step += 1;
+        progress.send_replace(step);
+    };
+    let sleep = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
+    for c in calls {
+        modem.ring().await;
+        bump();
+        modem.caller_id(Some(&c.number), Some("POWERCUT")).await;
+        bump();
+        if c.answered {
+            sleep(c.ring_ms).await;
+            modem.offhook().await;
+            bump();
+            sleep(c.talk_ms).await;
+            modem.onhook().await;
+            bump();
+        } else {
+            modem.ring().await;
+            bump();
+            // Silence: the daemon ends the call after its ring timeout. Wait for that, so the next RING starts a new
+            // call (the cut may come first; then this task is aborted).
+            let deadline = Instant::now() + STEP;
+            let mut seen = from;
+            loop {
+                let fresh = log.since(seen);
+                seen += fresh.len();
+                if fresh.iter().any(|s| is_ended_of(&s.msg, &c.number)) || Instant::now() > deadline
+                {
+                    break;
+                }
+                sleep(5).await;
+            }
+            bump();
+        }
+        sleep(c.gap_ms).await;
+        bump();
+    }
+}
+
+fn plan_burst(rng: &mut SplitMix, next_number: &mut u64) -> Vec<Planned> {
+    let n = rng.range(1, 20);
+    (0..n)
+        .map(|_| {
+            *next_number += 1;
+            let answered = rng.chance(60);
+            Planned {
+                number: format!("139{:08}", *next_number % 100_000_000),
+                answered,
+                ring_ms: rng.range(0, 60),
+                talk_ms: rng.range(0, 120),
+                gap_ms: if rng.chance(40) {
+                    0
+                } else {
+                    rng.range(10, 250)
+                },
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum CutAt {
+    /// When the player has done this many steps, plus a few ms.
+    Step { step: usize, jitter_ms: u64 },
+    /// As soon as the `call.ended` of the k-th call of the burst reached the subscriber.
+    AfterEnded(usize),
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The web login, as a browser does it (as tests/tests/web.rs)
+// ---------------------------------------------------------------------------------------------------------------------
+
+struct Browser {
+    agent: ureq::Agent,
+    base: String,
+    cookie: String,
+}
+
+impl Browser {
+    fn new(port: u16) -> Browser {
+        Browser {
+            agent: ureq::AgentBuilder::new()
+                .redirects(0)
+                .timeout(Duration::from_secs(30))
+                .build(),
+            base: format!("http://127.0.0.1:{port}"),
+            cookie: String::new(),
+        }
+    }
+
+    fn answer(
+        r: std::result::Result<ureq::Response, ureq::Error>,
+    ) -> Result<(u16, String, String, String)> {
+        let r = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(anyhow!("HTTP: {e}")),
+        };
+        let location = r.header("location").unwrap_or_default().to_string();
+        let cookie = r.header("set-cookie").unwrap_or_default().to_string();
+        Ok((
+            r.status(),
+            location,
+            cookie,
+            r.into_string().unwrap_or_default(),
+        ))
+    }
+
+    fn get(&self, path: &str) -> Result<(u16, String, String)> {
+        let (status, location, _, body) = Self::answer(
+            self.agent
+                .get(&format!("{}{path}", self.base))
+                .set("Cookie", &self.cookie)
+                .call(),
+        )?;
+        Ok((status, location, body))
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Result<(u16, String, String)> {
+        let (status, location, cookie, body) = Self::answer(
+            self.agent
+                .post(&format!("{}{path}", self.base))
+                .set("Origin", &self.base)
+                .set("Cookie", &self.cookie)
+                .send_form(form),
+        )?;
+        if let Some(c) = cookie.split(';').next().filter(|c| !c.is_empty()) {
+            self.cookie = c.to_string();
+        }
+        Ok((status, location, body))
+    }
+
+    /// Logs `admin` in with `password`; `Ok(true)` when the page then insists on a new password.
+    fn login(&mut self, password: &str) -> Result<bool> {
+        let (status, location, body) =
+            self.post("/login", &[("user", "admin"), ("password", password)])?;
+        if status != 303 {
+            return Err(anyhow!(
+                "POST /login answered {status} (not 303): {}",
+                clip(&body, 300)
+            ));
+        }
+        Ok(location == "/password")
+    }
+
+    /// Replaces the password `current` (after a login that must change it) by `new`.
+    fn change_password(&mut self, current: &str, new: &str) -> Result<()> {
+        let (_, _, page) = self.get("/password")?;
+        let i = page.find("data-csrf=\"").ok_or_else(|| {
+            anyhow!(
+                "GET /password is not a signed-in page: {}",
+                clip(&page, 300)
+            )
+        })? + 11;
+        let csrf = page[i..i + 32].to_string();
+        let (status, location, body) = self.post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", current),
+                ("new", new),
+                ("confirm", new),
+            ],
+        )?;
+        if (status, location.as_str()) != (303, "/") {
+            return Err(anyhow!(
+                "POST /password answered {status} {location}: {}",
+                clip(&body, 300)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The last `password=XXXX` of a log.
+fn last_logged_password(log: &str) -> Option<String> {
+    let log = strip_ansi(log);
+    log.match_indices("password=")
+        .filter_map(|(i, key)| {
+            let value: String = log[i + key.len()..]
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            (!value.is_empty()).then_some(value)
+        })
+        .last()
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Bookkeeping
+// ---------------------------------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Acked {
+    kind: &'static str,
+    /// The call's number (calls) or the task's id (tasks).
+    key: String,
+    number: String,
+    /// The outcome (calls) or the task's kind.
+    what: String,
+    at: Instant,
+    cut: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Lost {
+    record: Acked,
+    /// How long before the cut after its acknowledgement it was acknowledged.
+    before_cut: Duration,
+    /// The cut after which it was missing (its own, or a later one).
+    missing_after: u64,
+    mode: RestoreMode,
+    found: Option<String>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ModeFigures {
+    cuts: u64,
+    calls_acked: u64,
+    calls_lost: u64,
+    tasks_acked: u64,
+    tasks_lost: u64,
+}
+
+#[derive(Default)]
+struct Figures {
+    drop_all: ModeFigures,
+    random: ModeFigures,
+    keep_all: ModeFigures,
+    seq_reused: u64,
+    resent_other_seq: u64,
+    seq_details: Vec<String>,
+    token_lost: u64,
+    logins_failed: u64,
+    login_details: Vec<String>,
+    new_first_start: u64,
+    start_failures: u64,
+    api_failures: u64,
+    other_failures: Vec<String>,
+    lost: Vec<Lost>,
+    fs: Stats,
+    restore_dropped_blocks: u64,
+    restore_dropped_entries: u64,
+    restore_removed_inodes: u64,
+    restart_secs: Vec<f64>,
+    /// Paths that vanished at restores, with how many times.
+    vanished: BTreeMap<String, u64>,
+}
+
+impl Figures {
+    fn mode(&mut self, mode: RestoreMode) -> &mut ModeFigures {
+        match mode {
+            RestoreMode::DropAll => &mut self.drop_all,
+            RestoreMode::RandomSubset(_) => &mut self.random,
+            RestoreMode::KeepAll => &mut self.keep_all,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.lost.is_empty()
+            || self.seq_reused > 0
+            || self.resent_other_seq > 0
+            || self.token_lost > 0
+            || self.logins_failed > 0
+            || self.new_first_start > 0
+            || self.start_failures > 0
+            || self.api_failures > 0
+            || !self.other_failures.is_empty()
+    }
+}
+
+fn add_stats(total: &mut Stats, s: &Stats) {
+    total.writes += s.writes;
+    total.bytes_written += s.bytes_written;
+    total.truncates += s.truncates;
+    total.fallocates += s.fallocates;
+    total.fsyncs += s.fsyncs;
+    total.fdatasyncs += s.fdatasyncs;
+    total.fsyncdirs += s.fsyncdirs;
+    total.creates += s.creates;
+    total.renames += s.renames;
+    total.unlinks += s.unlinks;
+    total.refused_after_cut += s.refused_after_cut;
+    total.injected_errors += s.injected_errors;
+}
+
+/// Runs `f`, turning a panic (the e2e helpers panic with the daemon's logs when it does not come up) into an error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        anyhow!("{what}: {msg}")
+    })
+}
+
+/// fsync of a file and of its directory: what a careful installer does after writing the config.
+fn sync_file_and_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()?;
+    File::open(path.parent().expect("a parent"))?.sync_all()
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------------------------------
+
+struct Bed {
+    daemon: Daemon,
+    modem: SimModem,
+    log: Arc<Log>,
+    browser_port: u16,
+    first_starts: usize,
+}
+
+impl Bed {
+    /// Starts the daemon (again) and waits until it is healthy and has initialised the modem; the index of the
+    /// subscriber's next message then.
+    async fn start_daemon(&mut self) -> Result<usize> {
+        let before = self.modem.commands().await.len();
+        self.daemon.try_start().map_err(|e| {
+            anyhow!(
+                "the daemon did not come up: {e}; the end of its log:\n{}",
+                self.daemon.last_stderr(12)
+            )
+        })?;
+        let deadline = Instant::now() + LONG;
+        loop {
+            let commands = self.modem.commands().await;
+            if commands
+                .iter()
+                .skip(before)
+                .any(|c| c.to_ascii_uppercase().contains("VCID") || c.contains("#CID"))
+            {
+                break;
+            }
+            if !self.daemon.is_running() {
+                self.daemon.print_logs();
+                return Err(anyhow!("the daemon exited before initialising the modem"));
+            }
+            if Instant::now() > deadline {
+                self.daemon.print_logs();
+                return Err(anyhow!(
+                    "the daemon did not initialise the modem within {LONG:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        guarded("the modem link did not come up", || {
+            self.daemon.wait_link("up");
+        })?;
+        Ok(self.log.watch.mark())
+    }
+
+    fn first_start_count(&self) -> usize {
+        strip_ansi(&self.daemon.log_text())
+            .matches(FIRST_START)
+            .count()
+    }
+
+    /// Logs in with a fresh first-start (or reset) password and sets [`CHOSEN`].
+    fn choose_password(&self, given: &str) -> Result<()> {
+        let mut b = Browser::new(self.browser_port);
+        if !b.login(given)? {
+            return Err(anyhow!(
+                "a login with a first-start password did not ask for a new one"
+            ));
+        }
+        b.change_password(given, CHOSEN)
+    }
+}
+
+async fn run(opts: Opts) -> Result<bool> {
+    let started = Instant::now();
+    let bin = daemon_bin();
+    println!(
+        "powercut: {} cuts, seed {}, daemon {}",
+        opts.cuts,
+        opts.seed,
+        bin.display()
+    );
+    let mut rng = SplitMix::new(opts.seed);
+
+    // Declared first, dropped last: the mount outlives the daemon.
+    let mnt_dir = test_dir("lk-powercut-mnt-");
+    let fs = PowerFs::new();
+    let mounted = fs
+        .mount(mnt_dir.path())
+        .map_err(|e| anyhow!("cannot mount powerfs on {}: {e}", mnt_dir.path().display()))?;
+    let broker = Mosquitto::launch();
+    let watch = Arc::new(MqttWatch::start_persistent_topic(broker.port(), EVENTS).await);
+    let log = Arc::new(Log {
+        watch: watch.clone(),
+        items: Mutex::new(Vec::new()),
+    });
+    let poller = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            loop {
+                log.pump();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let pty = PtyPair::new();
+    let modem = open_modem(&pty).await;
+    let opts_d = DaemonOptions {
+        mask_numbers: false,
+        ring_timeout: RING_TIMEOUT.into(),
+        ..DaemonOptions::default()
+    };
+    let config = mnt_dir.path().join("linekeeper.toml");
+    let store = mnt_dir.path().join("store");
+    let daemon = Daemon::new_at(
+        &opts_d,
+        pty.daemon_side(),
+        broker.port(),
+        test_dir("lk-powercut-"),
+        config.clone(),
+        store.clone(),
+    );
+    sync_file_and_dir(&config)?;
+    println!(
+        "powercut: powerfs on {}, daemon logs in {}",
+        mnt_dir.path().display(),
+        daemon.dir().display()
+    );
+    let browser_port = daemon.web_port();
+    let mut bed = Bed {
+        daemon,
+        modem,
+        log: log.clone(),
+        browser_port,
+        first_starts: 0,
+    };
+
+    // Before the first cut: the token and the web login.
+    let mut window = bed.start_daemon().await?;
+    bed.daemon.authorize();
+    let first = bed.daemon.wait_logged_password();
+    bed.choose_password(&first)?;
+    bed.first_starts = bed.first_start_count();
+    let mut b = Browser::new(browser_port);
+    if b.login(CHOSEN)? {
+        return Err(anyhow!("the chosen password still has to be changed"));
+    }
+
+    let mut figures = Figures::default();
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut acked_events: HashSet<String> = HashSet::new();
+    let mut lost_keys: HashSet<(String, String)> = HashSet::new();
+    let mut seqs: HashMap<u64, (String, String)> = HashMap::new();
+    let mut ids_seq: HashMap<String, u64> = HashMap::new();
+    let mut seq_cursor = 0usize;
+    let mut next_number = rng.range(0, 50_000_000);
+    let mut cut_points = BTreeMap::<&str, u64>::new();
+
+    for cut in 1..=opts.cuts {
+        let mode = match opts.modes[(cut as usize - 1) % opts.modes.len()] {
+            Mode::DropAll => RestoreMode::DropAll,
+            Mode::RandomSubset => RestoreMode::RandomSubset(rng.next_u64()),
+            Mode::KeepAll => RestoreMode::KeepAll,
+        };
+        let burst = plan_burst(&mut rng, &mut next_number);
+        let total_steps = burst.len() * STEPS_PER_CALL;
+        let cut_at = if rng.chance(30) {
+            CutAt::AfterEnded(rng.range(0, burst.len() as u64 - 1) as usize)
+        } else {
+            CutAt::Step {
+                step: rng.range(1, total_steps as u64 - 1) as usize,
+                jitter_ms: rng.range(0, 30),
+            }
+        };
+        let (tx, mut progress) = tokio::sync::watch::channel(0usize);
+        let player = tokio::spawn(play(
+            burst.clone(),
+            bed.modem.clone(),
+            log.clone(),
+            window,
+            tx,
+        ));
+
+        // Wait for the cut point (a generous deadline only against a daemon that hangs).
+        let mut note = String::new();
+        match cut_at {
+            CutAt::Step { step, jitter_ms } => {
+                *cut_points.entry("at a step").or_default() += 1;
+                // (The `Ref` that `wait_for` returns holds the channel's lock: dropped in this statement.)
+                let reached = matches!(
+                    tokio::time::timeout(LONG, progress.wait_for(|s| *s >= step)).await,
+                    Ok(Ok(_))
+                );
+                if !reached {
+                    note = format!(" (the burst stopped before step {step})");
+                }
+                tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
+            }
+            CutAt::AfterEnded(k) => {
+                *cut_points.entry("after a call.ended").or_default() += 1;
+                let number = burst[k].number.clone();
+                let deadline = Instant::now() + LONG;
+                let mut seen = window;
+                loop {
+                    let fresh = watch.messages_since(seen);
+                    seen += fresh.len();
+                    if fresh.iter().any(|m| is_ended_of(m, &number)) {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        note = format!(" (no call.ended for {number} within {LONG:?})");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+
+        // The power cut: the disk stops, the process dies.
+        let mark = watch.mark();
+        fs.cut();
+        bed.daemon.kill9();
+        let cut_instant = Instant::now();
+        player.abort();
+        let _ = player.await;
+        let steps_done = *progress.borrow();
+        let stats = fs.take_stats();
+        add_stats(&mut figures.fs, &stats);
+        let report = fs.restore(mode);
+        figures.restore_dropped_blocks += report.data_dropped;
+        figures.restore_dropped_entries += report.entries_dropped;
+        figures.restore_removed_inodes += report.inodes_removed;
+
+        let vanished = if report.vanished.is_empty() {
+            String::new()
+        } else {
+            let shown: Vec<&str> = report.vanished.iter().take(4).map(String::as_str).collect();
+            let more = report.vanished.len().saturating_sub(shown.len());
+            format!(
+                " ({}{})",
+                shown.join(" "),
+                if more > 0 {
+                    format!(" +{more}")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        for v in &report.vanished {
+            *figures.vanished.entry(v.clone()).or_default() += 1;
+        }
+
+        // What was acknowledged before the cut.
+        let mut new_calls = 0;
+        let mut new_tasks = 0;
+        for s in log.range(window, mark) {
+            let Some(v) = event_of(&s.msg) else { continue };
+            // An event re-sent after a restart (from the outbox) is the same acknowledgement.
+            if !acked_events.insert(v["event_id"].as_str().unwrap_or_default().to_string()) {
+                continue;
+            }
+            if v["type"] == "call.ended" {
+                let number = v["call"]["number"].as_str().unwrap_or_default().to_string();
+                acked.push(Acked {
+                    kind: "call",
+                    key: number.clone(),
+                    number,
+                    what: v["call"]["outcome"].as_str().unwrap_or("?").to_string(),
+                    at: s.at,
+                    cut,
+                });
+                new_calls += 1;
+            } else if v["type"] == "task.created" {
+                acked.push(Acked {
+                    kind: "task",
+                    key: v["task"]["id"].as_str().unwrap_or_default().to_string(),
+                    number: v["task"]["number"].as_str().unwrap_or_default().to_string(),
+                    what: v["task"]["kind"].as_str().unwrap_or("?").to_string(),
+                    at: s.at,
+                    cut,
+                });
+                new_tasks += 1;
+            }
+        }
+        {
+            let m = figures.mode(mode);
+            m.cuts += 1;
+            m.calls_acked += new_calls;
+            m.tasks_acked += new_tasks;
+        }
+
+        // Power back: the daemon must come up on what the disk kept.
+        let restart = Instant::now();
+        let mut start_note = "";
+        match bed.start_daemon().await {
+            Ok(w) => window = w,
+            Err(e) => {
+                // The store does not open: that is a loss of everything in it. Count it, then carry on with a new
+                // store so the run still measures the other cuts.
+                figures.start_failures += 1;
+                figures.other_failures.push(format!(
+                    "cut {cut} ({mode}): {}",
+                    clip(&strip_ansi(&e.to_string()), 1500)
+                ));
+                eprintln!(
+                    "powercut: cut {cut} ({mode}): {}",
+                    strip_ansi(&format!("{e:#}"))
+                );
+                start_note = ", STORE DID NOT OPEN (a new one was made)";
+                std::fs::remove_dir_all(&store)
+                    .and_then(|()| File::open(mnt_dir.path())?.sync_all())
+                    .map_err(|e| anyhow!("cannot remove the broken store: {e}"))?;
+                match bed.start_daemon().await {
+                    Ok(w) => window = w,
+                    Err(e) => {
+                        figures
+                            .other_failures
+                            .push(format!("cut {cut}: not even on a new store: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        let restart_secs = restart.elapsed().as_secs_f64();
+        figures.restart_secs.push(restart_secs);
+
+        // The token, the calls and the tasks.
+        let mut lost_now = 0;
+        let mut calls_resp = bed.daemon.get("/api/calls?limit=1000");
+        if calls_resp.status == 401 {
+            figures.token_lost += 1;
+            bed.daemon.authorize();
+            calls_resp = bed.daemon.get("/api/calls?limit=1000");
+        }
+        let tasks_resp = bed.daemon.get("/api/tasks?state=all&limit=10000");
+        if calls_resp.status != 200 || tasks_resp.status != 200 {
+            figures.api_failures += 1;
+            figures.other_failures.push(format!(
+                "cut {cut}: GET /api/calls answered {} ({}), GET /api/tasks {} ({})",
+                calls_resp.status,
+                clip(&calls_resp.body, 200),
+                tasks_resp.status,
+                clip(&tasks_resp.body, 200)
+            ));
+        } else {
+            let calls = calls_resp.json();
+            let calls = calls.as_array().cloned().unwrap_or_default();
+            let full = calls.len() >= 1000;
+            let by_number: HashMap<String, String> = calls
+                .iter()
+                .filter_map(|c| {
+                    Some((
+                        c["number"].as_str()?.to_string(),
+                        c["outcome"].as_str().unwrap_or("").to_string(),
+                    ))
+                })
+                .collect();
+            let tasks = tasks_resp.json();
+            let task_ids: HashSet<String> = tasks
+                .as_array()
+                .map(|t| ids(t, "id").into_iter().collect())
+                .unwrap_or_default();
+            for a in &acked {
+                if lost_keys.contains(&(a.kind.to_string(), a.key.clone())) {
+                    continue;
+                }
+                let found: Option<String> = if a.kind == "call" {
+                    match by_number.get(&a.number) {
+                        Some(o) => Some(o.clone()),
+                        None if full => {
+                            let r = bed.daemon.get(&format!("/api/calls?number={}", a.number));
+                            r.json().as_array().and_then(|v| {
+                                v.iter()
+                                    .find(|c| c["number"] == a.number.as_str())
+                                    .map(|c| c["outcome"].as_str().unwrap_or("").to_string())
+                            })
+                        }
+                        None => None,
+                    }
+                } else {
+                    task_ids.contains(&a.key).then(|| a.what.clone())
+                };
+                if found.as_deref() == Some(a.what.as_str()) {
+                    continue;
+                }
+                lost_keys.insert((a.kind.to_string(), a.key.clone()));
+                lost_now += 1;
+                let m = figures.mode(mode);
+                if a.kind == "call" {
+                    m.calls_lost += 1;
+                } else {
+                    m.tasks_lost += 1;
+                }
+                figures.lost.push(Lost {
+                    record: a.clone(),
+                    before_cut: cut_instant.saturating_duration_since(a.at),
+                    missing_after: cut,
+                    mode,
+                    found,
+                });
+            }
+        }
+
+        // The web login with the chosen password; no new first-start password.
+        let starts = bed.first_start_count();
+        let mut login_note = String::new();
+        if starts > bed.first_starts {
+            figures.new_first_start += (starts - bed.first_starts) as u64;
+            login_note.push_str(", a new first-start password");
+        }
+        let mut b = Browser::new(browser_port);
+        match b.login(CHOSEN) {
+            Ok(false) => {}
+            other => {
+                figures.logins_failed += 1;
+                let why = match other {
+                    Ok(_) => "the chosen password has to be changed again".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                figures.login_details.push(format!(
+                    "login after cut {cut} ({mode}): {}",
+                    clip(&why, 60)
+                ));
+                login_note.push_str(", login failed");
+                // Set the chosen password again, so later cuts test it again.
+                let given = if starts > bed.first_starts {
+                    last_logged_password(&bed.daemon.log_text())
+                } else {
+                    None
+                };
+                let given = match given {
+                    Some(p) => p,
+                    None => bed
+                        .daemon
+                        .cli(&["passwd", "admin"])
+                        .stdout
+                        .trim()
+                        .to_string(),
+                };
+                if let Err(e) = bed.choose_password(&given) {
+                    figures
+                        .other_failures
+                        .push(format!("cut {cut}: cannot set the web password again: {e}"));
+                }
+            }
+        }
+        bed.first_starts = bed.first_start_count();
+
+        // Seqs: a seq seen before must come back with the same event.
+        let seq_note = check_seqs(
+            &log,
+            &mut seq_cursor,
+            &mut seqs,
+            &mut ids_seq,
+            &mut figures,
+            cut,
+        );
+
+        println!(
+            "cut {cut:>3}/{} {:<13} burst {:>2} calls, cut {} at step {}/{}{note}: acked {} calls {} tasks; \
+             restore dropped {} blocks {} entries {} files{vanished}; restart {:.2}s; lost {lost_now}{start_note}{login_note}{seq_note}",
+            opts.cuts,
+            match mode {
+                RestoreMode::DropAll => "drop-all",
+                RestoreMode::RandomSubset(_) => "random-subset",
+                RestoreMode::KeepAll => "keep-all",
+            },
+            burst.len(),
+            match cut_at {
+                CutAt::Step { .. } => "mid-burst".to_string(),
+                CutAt::AfterEnded(k) => format!("after call {}'s end", k + 1),
+            },
+            steps_done,
+            total_steps,
+            new_calls,
+            new_tasks,
+            report.data_dropped,
+            report.entries_dropped,
+            report.inodes_removed,
+            restart_secs,
+        );
+    }
+
+    // After the last restart: one more call, so a seq handed out again after it shows.
+    if figures.start_failures == 0 {
+        let number = format!("138{:08}", (next_number + 1) % 100_000_000);
+        let from = watch.mark();
+        bed.modem.ring().await;
+        bed.modem.caller_id(Some(&number), Some("LAST")).await;
+        bed.modem.offhook().await;
+        bed.modem.onhook().await;
+        let deadline = Instant::now() + STEP;
+        loop {
+            if log.since(from).iter().any(|s| is_ended_of(&s.msg, &number)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                figures.other_failures.push(format!(
+                    "the last call {number} got no call.ended within {STEP:?}"
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        check_seqs(
+            &log,
+            &mut seq_cursor,
+            &mut seqs,
+            &mut ids_seq,
+            &mut figures,
+            opts.cuts + 1,
+        );
+    }
+    add_stats(&mut figures.fs, &fs.take_stats());
+    let seconds = started.elapsed().as_secs_f64();
+
+    poller.abort();
+    let daemon_dir = bed.daemon.dir().to_path_buf();
+    let failed = figures.failed();
+    drop(bed);
+    drop(pty);
+    if let Err(e) = mounted.unmount() {
+        eprintln!("powercut: unmounting powerfs: {e}");
+    }
+    drop(broker);
+    report(&opts, &figures, seconds, &cut_points, &daemon_dir);
+    Ok(!failed)
+}
+
+/// Records every new event's seq; counts a seq that comes back with another event, and an event that comes back
+/// with another seq.
+fn check_seqs(
+    log: &Log,
+    cursor: &mut usize,
+    seqs: &mut HashMap<u64, (String, String)>,
+    ids_seq: &mut HashMap<String, u64>,
+    figures: &mut Figures,
+    cut: u64,
+) -> String {
+    let fresh = log.since(*cursor);
+    *cursor += fresh.len();
+    let mut reused = 0;
+    for s in fresh {
+        let Some(v) = event_of(&s.msg) else { continue };
+        let (Some(seq), Some(id)) = (v["seq"].as_u64(), v["event_id"].as_str()) else {
+            continue;
+        };
+        let kind = v["type"].as_str().unwrap_or("?").to_string();
+        match seqs.get(&seq) {
+            Some((first_id, first_kind)) if first_id != id => {
+                figures.seq_reused += 1;
+                reused += 1;
+                if figures.seq_details.len() < 20 {
+                    figures.seq_details.push(format!(
+                        "seq {seq}: first {first_kind} {first_id}, after cut {} {kind} {id}",
+                        cut.saturating_sub(1)
+                    ));
+                }
+            }
+            Some(_) => {}
+            None => {
+                seqs.insert(seq, (id.to_string(), kind.clone()));
+            }
+        }
+        match ids_seq.get(id) {
+            Some(&first) if first != seq => {
+                figures.resent_other_seq += 1;
+                if figures.seq_details.len() < 20 {
+                    figures.seq_details.push(format!(
+                        "event {id} ({kind}) came with seq {first}, then with seq {seq}"
+                    ));
+                }
+            }
+            Some(_) => {}
+            None => {
+                ids_seq.insert(id.to_string(), seq);
+            }
+        }
+    }
+    if reused > 0 {
+        format!(", {reused} seq reused")
+    } else {
+        String::new()
+    }
+}
+
+fn report(
+    opts: &Opts,
+    f: &Figures,
+    seconds: f64,
+    cut_points: &BTreeMap<&str, u64>,
+    daemon_dir: &Path,
+) {
+    let modes = [
+        ("drop-all", f.drop_all),
+        ("random-subset", f.random),
+        ("keep-all", f.keep_all),
+    ];
+    let all = modes
+        .iter()
+        .fold(ModeFigures::default(), |a, (_, m)| ModeFigures {
+            cuts: a.cuts + m.cuts,
+            calls_acked: a.calls_acked + m.calls_acked,
+            calls_lost: a.calls_lost + m.calls_lost,
+            tasks_acked: a.tasks_acked + m.tasks_acked,
+            tasks_lost: a.tasks_lost + m.tasks_lost,
+        });
+    println!();
+    println!("powercut: the figures");
+    println!(
+        "{:<15} {:>5} {:>12} {:>11} {:>12} {:>11}",
+        "restore mode", "cuts", "calls acked", "calls lost", "tasks acked", "tasks lost"
+    );
+    println!("{}", "-".repeat(72));
+    for (name, m) in modes
+        .iter()
+        .filter(|(_, m)| m.cuts > 0)
+        .copied()
+        .chain([("all", all)])
+    {
+        println!(
+            "{name:<15} {:>5} {:>12} {:>11} {:>12} {:>11}",
+            m.cuts, m.calls_acked, m.calls_lost, m.tasks_acked, m.tasks_lost
+        );
+    }
+    println!();
+    let restart_avg = if f.restart_secs.is_empty() {
+        0.0
+    } else {
+        f.restart_secs.iter().sum::<f64>() / f.restart_secs.len() as f64
+    };
+    let restart_max = f.restart_secs.iter().cloned().fold(0.0, f64::max);
+    let mut t = Table::new(34, 12);
+    t.header("note", "----");
+    t.row(
+        "seq reused",
+        f.seq_reused.to_string(),
+        "a seq seen before, with another event_id",
+    );
+    t.row(
+        "events re-sent with another seq",
+        f.resent_other_seq.to_string(),
+        "",
+    );
+    t.row(
+        "token lost",
+        f.token_lost.to_string(),
+        "cuts after which the API token answered 401",
+    );
+    t.row(
+        "logins failed",
+        f.logins_failed.to_string(),
+        "admin with the chosen password, after a cut",
+    );
+    t.row(
+        "new first-start passwords",
+        f.new_first_start.to_string(),
+        "the daemon made a new admin login",
+    );
+    t.row(
+        "daemon start failures",
+        f.start_failures.to_string(),
+        "the store did not open (a new one is made)",
+    );
+    t.row("API failures", f.api_failures.to_string(), "");
+    t.row(
+        "cut points",
+        format!("{}", cut_points.values().sum::<u64>()),
+        cut_points
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    t.row(
+        "restart (avg / max)",
+        format!("{restart_avg:.2} / {restart_max:.2} s"),
+        "power back to healthy with the modem initialised",
+    );
+    t.row(
+        "daemon's syncs",
+        format!("{}", f.fs.fsyncs + f.fs.fdatasyncs + f.fs.fsyncdirs),
+        format!(
+            "fsync {}, fdatasync {}, fsyncdir {} (sync_file_range never reaches a disk cache)",
+            f.fs.fsyncs, f.fs.fdatasyncs, f.fs.fsyncdirs
+        ),
+    );
+    t.row(
+        "daemon's writes",
+        f.fs.writes.to_string(),
+        format!(
+            "{:.1} MB; {} truncates, {} creates, {} renames, {} unlinks; {} refused after cuts",
+            f.fs.bytes_written as f64 / 1e6,
+            f.fs.truncates,
+            f.fs.creates,
+            f.fs.renames,
+            f.fs.unlinks,
+            f.fs.refused_after_cut
+        ),
+    );
+    t.row(
+        "thrown away by restores",
+        f.restore_dropped_blocks.to_string(),
+        format!(
+            "unsynced blocks and size changes; {} directory operations, {} files",
+            f.restore_dropped_entries, f.restore_removed_inodes
+        ),
+    );
+    let mut vanished: Vec<(&String, &u64)> = f.vanished.iter().collect();
+    vanished.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    t.row(
+        "paths that vanished",
+        f.vanished.values().sum::<u64>().to_string(),
+        vanished
+            .iter()
+            .take(6)
+            .map(|(p, n)| format!("{p} {n}x"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    t.row(
+        "total time",
+        format!("{seconds:.1} s"),
+        format!("{} cuts", all.cuts),
+    );
+    print!("{}", t.into_string());
+    if !f.lost.is_empty() {
+        println!();
+        println!("powercut: LOST: {} acknowledged records", f.lost.len());
+        for l in &f.lost {
+            println!(
+                "  {} {} (number {}, {}) acknowledged before cut {}, {:.3} s before it; missing after cut {} ({}){}",
+                l.record.kind,
+                l.record.key,
+                l.record.number,
+                l.record.what,
+                l.record.cut,
+                l.before_cut.as_secs_f64(),
+                l.missing_after,
+                l.mode,
+                match &l.found {
+                    Some(o) => format!(", found with {o}"),
+                    None => String::new(),
+                }
+            );
+        }
+    }
+    let (shown, more) = (10, f.login_details.len().saturating_sub(10));
+    for d in f
+        .seq_details
+        .iter()
+        .chain(f.login_details.iter().take(shown))
+        .chain(&f.other_failures)
+    {
+        println!("  {d}");
+    }
+    if more > 0 {
+        println!("  ... and {more} more failed logins");
+    }
+    let lost_json: Vec<Value> = f
+        .lost
+        .iter()
+        .map(|l| {
+            json!({
+                "kind": l.record.kind,
+                "key": l.record.key,
+                "number": l.record.number,
+                "what": l.record.what,
+                "acked_before_cut": l.record.cut,
+                "secs_before_cut": (l.before_cut.as_secs_f64() * 1000.0).round() / 1000.0,
+                "missing_after_cut": l.missing_after,
+                "mode": l.mode.to_string(),
+                "found": l.found,
+            })
+        })
+        .collect();
+    let mode_json = |m: &ModeFigures| {
+        json!({
+            "cuts": m.cuts,
+            "calls_acked": m.calls_acked,
+            "calls_lost": m.calls_lost,
+            "tasks_acked": m.tasks_acked,
+            "tasks_lost": m.tasks_lost,
+        })
+    };
+    let out = json!({
+        "bench": "powercut",
+        "version": 1,
+        "seed": opts.seed,
+        "cuts": all.cuts,
+        "daemon": daemon_bin().display().to_string(),
+        "drop_all": mode_json(&f.drop_all),
+        "random_subset": mode_json(&f.random),
+        "keep_all": mode_json(&f.keep_all),
+        "calls_acked": all.calls_acked,
+        "calls_lost": all.calls_lost,
+        "tasks_acked": all.tasks_acked,
+        "tasks_lost": all.tasks_lost,
+        "seq_reused": f.seq_reused,
+        "resent_other_seq": f.resent_other_seq,
+        "token_lost": f.token_lost,
+        "logins_failed": f.logins_failed,
+        "new_first_start_passwords": f.new_first_start,
+        "start_failures": f.start_failures,
+        "api_failures": f.api_failures,
+        "fsyncs": f.fs.fsyncs,
+        "fdatasyncs": f.fs.fdatasyncs,
+        "fsyncdirs": f.fs.fsyncdirs,
+        "restart_avg_s": (restart_avg * 1000.0).round() / 1000.0,
+        "seconds": (seconds * 10.0).round() / 10.0,
+        "passed": !f.failed(),
+        "lost": lost_json,
+    });
+    println!();
+    println!("POWERCUT_JSON {out}");
+    if f.failed() {
+        println!(
+            "powercut: FAILED (daemon logs: {}; set LINEKEEPER_E2E_KEEP=1 to keep them)",
+            daemon_dir.display()
+        );
+    } else {
+        println!("powercut: passed");
+    }
+}
