@@ -1458,18 +1458,9 @@ impl Engine {
                     since,
                 });
                 self.store_ok = false;
-                for (reply, _) in self.replies.drain(..) {
-                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
-                }
-                for (reply, _) in self.agent_replies.drain(..) {
-                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
-                }
-                // Dropping the senders tells the callers the write failed.
-                self.count_replies.clear();
-                self.unit_replies.clear();
-                for (reply, _) in self.count_result_replies.drain(..) {
-                    let _ = reply.send(Err(ActionError::Store(e.to_string())));
-                }
+                // The change and its answers are held, not dropped: the next commit that succeeds writes the change
+                // and then answers. Answering "failed" now would be false, since the held change is written later;
+                // a caller that gives up meanwhile has seen a timeout, never a wrong answer.
                 false
             }
         }
