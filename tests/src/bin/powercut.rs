@@ -443,7 +443,9 @@ struct Acked {
 #[derive(Clone, Debug)]
 struct Lost {
     record: Acked,
-    /// How long before the cut after its acknowledgement it was acknowledged.
+    /// When it was acknowledged, from the start of the run.
+    acked_at: Duration,
+    /// How long before the cut after which it was missing it was acknowledged.
     before_cut: Duration,
     /// The cut after which it was missing (its own, or a later one).
     missing_after: u64,
@@ -659,6 +661,8 @@ async fn run(opts: Opts) -> Result<bool> {
         store.clone(),
     );
     sync_file_and_dir(&config)?;
+    // The figures count the daemon's operations only.
+    fs.take_stats();
     println!(
         "powercut: powerfs on {}, daemon logs in {}",
         mnt_dir.path().display(),
@@ -845,9 +849,11 @@ async fn run(opts: Opts) -> Result<bool> {
                     strip_ansi(&format!("{e:#}"))
                 );
                 start_note = ", STORE DID NOT OPEN (a new one was made)";
+                add_stats(&mut figures.fs, &fs.take_stats());
                 std::fs::remove_dir_all(&store)
                     .and_then(|()| File::open(mnt_dir.path())?.sync_all())
                     .map_err(|e| anyhow!("cannot remove the broken store: {e}"))?;
+                fs.take_stats();
                 match bed.start_daemon().await {
                     Ok(w) => window = w,
                     Err(e) => {
@@ -931,6 +937,7 @@ async fn run(opts: Opts) -> Result<bool> {
                 }
                 figures.lost.push(Lost {
                     record: a.clone(),
+                    acked_at: a.at.saturating_duration_since(started),
                     before_cut: cut_instant.saturating_duration_since(a.at),
                     missing_after: cut,
                     mode,
@@ -1267,15 +1274,17 @@ fn report(
         println!("powercut: LOST: {} acknowledged records", f.lost.len());
         for l in &f.lost {
             println!(
-                "  {} {} (number {}, {}) acknowledged before cut {}, {:.3} s before it; missing after cut {} ({}){}",
+                "  {} {} (number {}, {}) acknowledged at +{:.3} s (before cut {}); missing after cut {} ({}), {:.3} s after \
+                 its acknowledgement{}",
                 l.record.kind,
                 l.record.key,
                 l.record.number,
                 l.record.what,
+                l.acked_at.as_secs_f64(),
                 l.record.cut,
-                l.before_cut.as_secs_f64(),
                 l.missing_after,
                 l.mode,
+                l.before_cut.as_secs_f64(),
                 match &l.found {
                     Some(o) => format!(", found with {o}"),
                     None => String::new(),
@@ -1295,9 +1304,11 @@ fn report(
     if more > 0 {
         println!("  ... and {more} more failed logins");
     }
+    // (At most 200 in the JSON line; the text above has them all.)
     let lost_json: Vec<Value> = f
         .lost
         .iter()
+        .take(200)
         .map(|l| {
             json!({
                 "kind": l.record.kind,
@@ -1305,6 +1316,7 @@ fn report(
                 "number": l.record.number,
                 "what": l.record.what,
                 "acked_before_cut": l.record.cut,
+                "acked_at_s": (l.acked_at.as_secs_f64() * 1000.0).round() / 1000.0,
                 "secs_before_cut": (l.before_cut.as_secs_f64() * 1000.0).round() / 1000.0,
                 "missing_after_cut": l.missing_after,
                 "mode": l.mode.to_string(),
