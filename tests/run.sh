@@ -67,6 +67,13 @@ if [ ! -d tests/browser/node_modules ]; then
         (cd tests/browser && npm install --no-audit --no-fund </dev/null) || fail "npm install in tests/browser failed"
     fi
 fi
+banner "FUSE for powerfs (the power-cut test and tests/tests/store_failure.rs)"
+# powerfs is a FUSE file system served by the tests themselves; as root the kernel mount needs no fusermount.
+[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
+[ -e /dev/fuse ] || fail "/dev/fuse is missing: the power-cut and disk-failure tests need FUSE (modprobe fuse)"
+[ "$(id -u)" -eq 0 ] || fail "the power-cut and disk-failure tests mount powerfs (FUSE) and need root"
+echo "/dev/fuse: present"
+
 command -v cargo >/dev/null 2>&1 || fail "cargo is not installed"
 cargo --version
 
@@ -90,9 +97,6 @@ banner "web page benchmark smoke run: webbench --quick (fails only when a page o
 cargo run --release -p linekeeper-e2e --bin webbench -- --quick </dev/null || fail "webbench --quick failed"
 
 banner "power-cut test: powercut --cuts 50 (fails on any acknowledged call or task lost, seq reused, or web login lost)"
-# powerfs is a FUSE file system served by the test itself; as root the kernel mount needs no fusermount.
-[ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
-[ -e /dev/fuse ] || fail "/dev/fuse is missing: the power-cut test needs FUSE (modprobe fuse)"
 cargo run --release -p linekeeper-e2e --bin powercut -- --cuts 50 </dev/null ||
     fail "powercut --cuts 50 failed: acknowledged records were lost, a seq was reused or the login was lost after a power cut (see its figures above)"
 

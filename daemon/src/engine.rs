@@ -31,8 +31,13 @@ use crate::tasks::{
 };
 use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
 
-/// Largest number of inputs applied in one commit.
-const MAX_BATCH: usize = 256;
+/// Largest number of inputs applied in one commit: as many as the input channel holds, so a slow sync (2-20 ms on
+/// an SD card) carries everything that queued up behind it. (256 gave 870 calls/s with 20 ms syncs; lkbench with
+/// `fdatasync` delayed by strace, see the README's reliability section.)
+const MAX_BATCH: usize = INPUT_QUEUE;
+
+/// The engine's input channel: line adapters and the web wait when it is full.
+const INPUT_QUEUE: usize = 1024;
 
 /// An answer held back until the change it reports is on disk.
 type Reply<T> = (
@@ -355,7 +360,7 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<(Engine, EngineHandle), StoreError> {
         let now = clock.now();
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (snapshot_tx, snapshot) = watch::channel(Snapshot::default());
         let (events_tx, _) = broadcast::channel(1024);
         let trackers = cfg
