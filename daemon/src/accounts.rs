@@ -252,6 +252,9 @@ struct Entry {
     /// The password hash at login: a password set elsewhere (`linekeeper passwd`, an admin's reset) ends it.
     pw: String,
     last_seen: Instant,
+    /// The user as last read (role, must change, language): used only while the store cannot be read, so a
+    /// signed-in user still sees the status page and its banner when the disk fails.
+    last: Option<(Role, bool, Option<String>)>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -292,6 +295,7 @@ impl Sessions {
                 csrf: random_hex(16),
                 pw: u.hash.clone(),
                 last_seen: now,
+                last: Some((u.role, u.must_change, u.language.clone())),
             },
         );
         sid
@@ -301,7 +305,7 @@ impl Sessions {
     /// removed, or whose password was set elsewhere, ends.
     pub fn get(&self, store: &Store, sid: &str, now: Instant) -> Option<Session> {
         let key = sid_hash(sid);
-        let (name, csrf, pw) = {
+        let (name, csrf, pw, last) = {
             let mut t = self.lock();
             let e = t.get_mut(&key)?;
             if now.saturating_duration_since(e.last_seen) >= SESSION_IDLE {
@@ -309,23 +313,36 @@ impl Sessions {
                 return None;
             }
             e.last_seen = now;
-            (e.user.clone(), e.csrf.clone(), e.pw.clone())
+            (e.user.clone(), e.csrf.clone(), e.pw.clone(), e.last.clone())
         };
         match user(store, &name) {
-            Ok(Some(u)) if u.hash == pw => Some(Session {
-                user: u.name,
-                role: u.role,
-                csrf,
-                must_change: u.must_change,
-                language: u.language,
-            }),
+            Ok(Some(u)) if u.hash == pw => {
+                if let Some(e) = self.lock().get_mut(&key) {
+                    e.last = Some((u.role, u.must_change, u.language.clone()));
+                }
+                Some(Session {
+                    user: u.name,
+                    role: u.role,
+                    csrf,
+                    must_change: u.must_change,
+                    language: u.language,
+                })
+            }
             Ok(_) => {
                 self.lock().remove(&key);
                 None
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the web users");
-                None
+                // The store cannot be read (a failing disk): the session goes on as the user was last read.
+                tracing::warn!(error = %e, user = %name, "cannot read the web users; the session goes on as last read");
+                let (role, must_change, language) = last?;
+                Some(Session {
+                    user: name,
+                    role,
+                    csrf,
+                    must_change,
+                    language,
+                })
             }
         }
     }
@@ -496,6 +513,37 @@ mod tests {
         let page2 = audit_log(&store, Some(&page1[2].0), 3).unwrap();
         let details: Vec<_> = page2.iter().map(|(_, e)| e.detail.as_str()).collect();
         assert_eq!(details, ["#1", "#0"]);
+    }
+
+    /// While the store cannot be read (a failing disk), a signed-in user's session goes on as the user was last
+    /// read, so the status page and its banner still show; unknown sessions still get nothing.
+    #[test]
+    fn a_session_survives_a_store_that_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = Store::open(&path).unwrap();
+        let s = Sessions::default();
+        let now = Instant::now();
+        reset_password(&store, "ann", chrono::Utc::now()).unwrap();
+        let mut u = user(&store, "ann").unwrap().unwrap();
+        u.must_change = false;
+        u.role = Role::Supervisor;
+        put_user(&store, &u).unwrap();
+        let sid = s.create(&u, now);
+        assert_eq!(s.get(&store, &sid, now).unwrap().role, Role::Supervisor);
+        // The store closes (as after an I/O error) and cannot be opened again: its directory is gone.
+        store.close();
+        std::fs::remove_dir_all(&path).unwrap();
+        assert!(
+            user(&store, "ann").is_err(),
+            "the store must be unreadable now"
+        );
+        let got = s.get(&store, &sid, now).expect("the session goes on");
+        assert_eq!(
+            (got.user.as_str(), got.role, got.must_change),
+            ("ann", Role::Supervisor, false)
+        );
+        assert!(s.get(&store, "unknown", now).is_none());
     }
 
     #[test]

@@ -791,6 +791,12 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the database as an I/O error does (the next operation opens it again), for tests.
+    #[cfg(test)]
+    pub(crate) fn close(&self) {
+        self.db.write().unwrap().take();
+    }
+
     /// A value of a table as stored, for tests of the encoding.
     #[cfg(test)]
     pub(crate) fn get_raw(&self, table: &str, key: &[u8]) -> Option<Vec<u8>> {

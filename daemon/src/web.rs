@@ -92,11 +92,18 @@ impl Authorized {
     }
 }
 
-/// The answer to a request without valid auth: 401 and no data.
-pub struct Unauthorized;
+/// The answer to a request without valid auth: 401 and no data; or, with the store's error, 503: the token could
+/// not be checked because the store cannot be read (a failing disk), which is not the client's fault.
+pub struct Unauthorized(Option<String>);
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
+        if let Some(e) = self.0 {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the API token: {e}; see /healthz, and try again once the store works"),
+            );
+        }
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "a valid API token is required: send `Authorization: Bearer TOKEN` (make one with `linekeeper token create NAME`)",
@@ -116,10 +123,14 @@ impl FromRequestParts<AppState> for Authorized {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(name) = token_name(&parts.headers, state) {
-            return Ok(Authorized {
-                who: format!("token {name}"),
-            });
+        match token_name(&parts.headers, state) {
+            Ok(Some(name)) => {
+                return Ok(Authorized {
+                    who: format!("token {name}"),
+                })
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Unauthorized(Some(e))),
         }
         // A signed-in browser: reads need only the session; changes also the session's CSRF token in
         // `X-CSRF-Token` and a same-origin request.
@@ -141,23 +152,25 @@ impl FromRequestParts<AppState> for Authorized {
             }
         }
         inc(&state.metrics.http_unauthorized);
-        Err(Unauthorized)
+        Err(Unauthorized(None))
     }
 }
 
 fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unauthorized> {
-    if let Some(name) = token_name(headers, state) {
-        Ok(Authorized {
+    match token_name(headers, state) {
+        Ok(Some(name)) => Ok(Authorized {
             who: format!("token {name}"),
-        })
-    } else {
-        inc(&state.metrics.http_unauthorized);
-        Err(Unauthorized)
+        }),
+        Ok(None) => {
+            inc(&state.metrics.http_unauthorized);
+            Err(Unauthorized(None))
+        }
+        Err(e) => Err(Unauthorized(Some(e))),
     }
 }
 
-/// The name of the valid API token the request carries.
-fn token_name(headers: &HeaderMap, state: &AppState) -> Option<String> {
+/// The name of the valid API token the request carries; an error when the store cannot say.
+fn token_name(headers: &HeaderMap, state: &AppState) -> Result<Option<String>, String> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -169,10 +182,9 @@ fn token_name(headers: &HeaderMap, state: &AppState) -> Option<String> {
         Some(t) if !t.is_empty() => state
             .store
             .token(&auth::hash_token(t))
-            .ok()
-            .flatten()
-            .map(|r| r.name),
-        _ => None,
+            .map(|r| r.map(|r| r.name))
+            .map_err(|e| e.to_string()),
+        _ => Ok(None),
     }
 }
 
