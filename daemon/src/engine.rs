@@ -139,6 +139,11 @@ pub struct EngineHandle {
 }
 
 impl EngineHandle {
+    /// False once the engine task has ended (it panicked, or the daemon is stopping): nothing is recorded then.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     pub async fn line_input(&self, line: &str, input: LineInput) -> bool {
         self.tx
             .send(Input::Line {

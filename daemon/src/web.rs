@@ -192,6 +192,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
     let snap = s.engine.snapshot.borrow().clone();
     let read = s.store.check();
     let store_ok = snap.store_ok && read.is_ok();
+    // The engine task ended (a panic): no call is recorded any more, whatever the last snapshot says.
+    let engine_ok = s.engine.is_running();
     let lines: Vec<_> = snap
         .lines
         .iter()
@@ -219,7 +221,8 @@ async fn healthz(State(s): State<AppState>) -> Response {
         (None, Ok(())) => json!("error: writes are failing; check free disk space"),
     };
     let body = json!({
-        "status": if store_ok { "ok" } else { "degraded" },
+        "status": if store_ok && engine_ok { "ok" } else { "degraded" },
+        "engine": if engine_ok { "ok" } else { "error: the engine stopped; calls are not being recorded: restart linekeeper and report its log" },
         "site": s.cfg.borrow().site.id.clone(),
         "version": env!("CARGO_PKG_VERSION"),
         "lines": lines,
@@ -227,7 +230,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
         "store": store,
         "last_seq": snap.last_seq,
     });
-    let code = if store_ok {
+    let code = if store_ok && engine_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -832,6 +835,11 @@ mod tests {
     }
 
     fn rig() -> Rig {
+        rig_with(true)
+    }
+
+    /// With `engine_runs` false the engine task panics at once (as a bug in it would).
+    fn rig_with(engine_runs: bool) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cfg = Arc::new(
@@ -841,7 +849,14 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (engine, handle) =
             Engine::new(cfg.clone(), store.clone(), Clock::System, metrics.clone()).unwrap();
-        tokio::spawn(engine.run());
+        if engine_runs {
+            tokio::spawn(engine.run());
+        } else {
+            tokio::spawn(async move {
+                let _engine = engine;
+                panic!("an injected engine panic");
+            });
+        }
         let token = auth::create_token(&store, "test", chrono::Utc::now()).unwrap();
         let (_tx, mqtt) = watch::channel(LinkState::Disabled);
         let (never, _) = tokio::sync::mpsc::channel(1);
@@ -896,6 +911,37 @@ mod tests {
         let (s, body) = send(&r.app, get("/api/calls", Some(&r.token))).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(body, serde_json::json!([]));
+    }
+
+    /// If the engine task dies, no call is recorded any more: /healthz must not stay green.
+    #[tokio::test]
+    async fn healthz_is_degraded_when_the_engine_task_died() {
+        let r = rig_with(false);
+        let mut tries = 0;
+        let (s, body) = loop {
+            let (s, body) = send(&r.app, get("/healthz", None)).await;
+            if s != StatusCode::OK || tries > 100 {
+                break (s, body);
+            }
+            tries += 1;
+            // the panicking task has not run yet
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "degraded");
+        assert!(
+            body["engine"]
+                .as_str()
+                .unwrap()
+                .contains("the engine stopped"),
+            "{body}"
+        );
+        let r = rig();
+        let (s, body) = send(&r.app, get("/healthz", None)).await;
+        assert_eq!(
+            (s, &body["engine"]),
+            (StatusCode::OK, &serde_json::json!("ok"))
+        );
     }
 
     #[tokio::test]
