@@ -9,7 +9,10 @@
 //!   unlinks in it (not the data of the files they name).
 //!
 //! [`PowerFs::cut`] is the power going: from that instant, under the same mutex every operation takes, each further
-//! operation fails with EIO. [`PowerFs::restore`] is the power coming back: the live state is replaced by what the
+//! operation fails with EIO. An armed cut ([`PowerFs::cut_at_op`], [`PowerFs::cut_before_nth`]) is the same cut made
+//! by the file system itself, right before the n-th mutating operation ([`OpKind`]: write, truncate, fallocate,
+//! fsync, fdatasync, fsyncdir, create, rename, unlink) from the arm, or the n-th of one kind: between a commit's
+//! writes and its sync, or among its writes, where a cut from outside almost never lands. [`PowerFs::restore`] is the power coming back: the live state is replaced by what the
 //! disk kept, which is
 //!
 //! - [`RestoreMode::DropAll`]: only what was synced, or
@@ -37,7 +40,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -74,6 +77,96 @@ impl std::fmt::Display for RestoreMode {
             RestoreMode::RandomSubset(seed) => write!(f, "random-subset({seed})"),
         }
     }
+}
+
+/// A mutating operation: what an armed cut counts ([`Model::cut_at_op`], [`Model::cut_before_nth`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Write,
+    /// `ftruncate`/`truncate`, an `O_TRUNC` open, `setattr` of the size.
+    SetLen,
+    Fallocate,
+    /// `fsync` of a file.
+    Fsync,
+    /// `fdatasync` of a file.
+    Fdatasync,
+    /// `fsync`/`fdatasync` of a directory.
+    Fsyncdir,
+    /// Create, mkdir, mknod, symlink, link.
+    Create,
+    Rename,
+    /// Unlink, rmdir.
+    Unlink,
+}
+
+impl OpKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Write => "write",
+            OpKind::SetLen => "set_len",
+            OpKind::Fallocate => "fallocate",
+            OpKind::Fsync => "fsync",
+            OpKind::Fdatasync => "fdatasync",
+            OpKind::Fsyncdir => "fsyncdir",
+            OpKind::Create => "create",
+            OpKind::Rename => "rename",
+            OpKind::Unlink => "unlink",
+        }
+    }
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What an armed cut aims at: the n-th mutating operation from the arm (`kind` `None`), or the n-th of `kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutAim {
+    pub kind: Option<OpKind>,
+    pub n: u64,
+}
+
+impl std::fmt::Display for CutAim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nth = match (self.n % 10, self.n % 100) {
+            (_, 11..=13) => "th",
+            (1, _) => "st",
+            (2, _) => "nd",
+            (3, _) => "rd",
+            _ => "th",
+        };
+        match self.kind {
+            None => write!(f, "the {}{nth} operation", self.n),
+            Some(k) => write!(f, "the {}{nth} {k}", self.n),
+        }
+    }
+}
+
+/// An armed cut that fired: where it landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FiredCut {
+    pub aim: CutAim,
+    /// The operation refused with EIO, the first one after the power went.
+    pub before: OpKind,
+    /// The mutating operation before it (since the mount, not only since the arm), if any.
+    pub after: Option<OpKind>,
+    /// Mutating operations that went through between the arm and the cut.
+    pub ops_since_arm: u64,
+    /// Unsynced data at the instant of the cut, over all files: 4 KiB parts of writes and size changes.
+    pub unsynced_data: u64,
+    /// Unsynced directory operations then.
+    pub unsynced_entries: u64,
+    pub at: Instant,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    aim: CutAim,
+    /// Operations the aim counts still to go through; the cut comes instead of the one that would make it 0.
+    left: u64,
+    ops: u64,
 }
 
 /// Counters of what processes did, since the mount (or since [`PowerFs::take_stats`]).
@@ -114,6 +207,8 @@ pub struct RestoreReport {
     /// The paths (relative to the root, a directory with a trailing `/`) that processes saw before the cut and
     /// that are gone with their inode, the topmost ones only (not what was under a vanished directory).
     pub vanished: Vec<String>,
+    /// The armed cut that made this power cut, if it was one (`None` after [`Model::cut`] by hand).
+    pub fired: Option<FiredCut>,
 }
 
 /// A small deterministic generator (SplitMix64), for seeds that reproduce a run.
@@ -234,6 +329,9 @@ pub struct Model {
     fail_writes: Option<Error>,
     capacity: u64,
     stats: Stats,
+    armed: Option<Armed>,
+    fired: Option<FiredCut>,
+    last_op: Option<OpKind>,
 }
 
 impl Default for Model {
@@ -287,6 +385,9 @@ impl Model {
             fail_writes: None,
             capacity: u64::MAX,
             stats: Stats::default(),
+            armed: None,
+            fired: None,
+            last_op: None,
         }
     }
 
@@ -297,6 +398,55 @@ impl Model {
         } else {
             Ok(())
         }
+    }
+
+    /// The start of a mutating operation: the power is on, and an armed cut that aims at this one fires now
+    /// instead (the operation fails with EIO, as every later one).
+    fn enter(&mut self, kind: OpKind) -> Result<(), Error> {
+        self.alive()?;
+        if let Some(a) = self.armed.as_mut() {
+            if a.aim.kind.is_none_or(|k| k == kind) {
+                a.left -= 1;
+                if a.left == 0 {
+                    let a = self.armed.take().expect("armed");
+                    let (unsynced_data, unsynced_entries) = self.unsynced();
+                    self.fired = Some(FiredCut {
+                        aim: a.aim,
+                        before: kind,
+                        after: self.last_op,
+                        ops_since_arm: a.ops,
+                        unsynced_data,
+                        unsynced_entries,
+                        at: Instant::now(),
+                    });
+                    self.dead = true;
+                    self.stats.refused_after_cut += 1;
+                    return Err(libc::EIO);
+                }
+            }
+            a.ops += 1;
+        }
+        self.last_op = Some(kind);
+        Ok(())
+    }
+
+    /// Unsynced data (4 KiB parts of writes, size changes) and directory operations, over all inodes.
+    fn unsynced(&self) -> (u64, u64) {
+        let mut data = 0;
+        let mut entries = 0;
+        for n in self.inodes.values() {
+            for op in &n.pending_data {
+                data += match op {
+                    DataOp::Write { offset, bytes } if !bytes.is_empty() => {
+                        (offset + bytes.len() as u64 - 1) / BLOCK - offset / BLOCK + 1
+                    }
+                    DataOp::Write { .. } => 0,
+                    DataOp::SetLen(_) => 1,
+                };
+            }
+            entries += n.pending_entries.len() as u64;
+        }
+        (data, entries)
     }
 
     fn node(&self, ino: u64) -> Result<&Inode, Error> {
@@ -369,14 +519,63 @@ impl Model {
 
     // --- the power -------------------------------------------------------------------------------------------------
 
-    /// The power goes: every further operation fails with EIO until [`restore`](Self::restore).
+    /// The power goes: every further operation fails with EIO until [`restore`](Self::restore). An armed cut that
+    /// has not fired is dropped.
     pub fn cut(&mut self) {
         self.dead = true;
+        self.armed = None;
+    }
+
+    /// Arms a cut: the power goes right before the `n`-th mutating operation from now (1: the next one), under the
+    /// same lock, as if [`cut`](Self::cut) had been called at that instant; that operation and every later one
+    /// fail with EIO. Replaces an armed cut that has not fired.
+    pub fn cut_at_op(&mut self, n: u64) {
+        self.arm(CutAim { kind: None, n });
+    }
+
+    /// Arms a cut right before the `n`-th operation of `kind` from now (operations of other kinds go through):
+    /// `(Fdatasync, 1)` cuts between the writes of a commit and its sync, `(Write, k)` among its writes.
+    pub fn cut_before_nth(&mut self, kind: OpKind, n: u64) {
+        self.arm(CutAim {
+            kind: Some(kind),
+            n,
+        });
+    }
+
+    fn arm(&mut self, aim: CutAim) {
+        assert!(
+            aim.n >= 1,
+            "an armed cut counts from 1 (the next operation)"
+        );
+        self.armed = Some(Armed {
+            aim,
+            left: aim.n,
+            ops: 0,
+        });
+    }
+
+    /// The armed cut that has not fired yet, if any.
+    pub fn armed_cut(&self) -> Option<CutAim> {
+        self.armed.map(|a| a.aim)
+    }
+
+    /// Drops an armed cut that has not fired; what it aimed at, if there was one.
+    pub fn disarm(&mut self) -> Option<CutAim> {
+        self.armed.take().map(|a| a.aim)
+    }
+
+    /// The armed cut that cut the power, until [`restore`](Self::restore).
+    pub fn fired_cut(&self) -> Option<FiredCut> {
+        self.fired
     }
 
     /// The power comes back: the live state becomes what the disk kept. Also clears the dead flag.
     pub fn restore(&mut self, mode: RestoreMode) -> RestoreReport {
-        let mut report = RestoreReport::default();
+        let mut report = RestoreReport {
+            fired: self.fired.take(),
+            ..RestoreReport::default()
+        };
+        self.armed = None;
         let live_paths = self.live_paths();
         let mut rng = match mode {
             RestoreMode::DropAll | RestoreMode::KeepAll => None,
@@ -657,7 +856,7 @@ impl Model {
     // --- writing data ----------------------------------------------------------------------------------------------
 
     pub fn write(&mut self, ino: u64, offset: u64, bytes: &[u8]) -> Result<usize, Error> {
-        self.alive()?;
+        self.enter(OpKind::Write)?;
         if self.node(ino)?.is_dir() {
             return Err(libc::EISDIR);
         }
@@ -682,7 +881,7 @@ impl Model {
 
     /// `ftruncate`/`truncate`/`setattr` of the size.
     pub fn set_len(&mut self, ino: u64, len: u64) -> Result<(), Error> {
-        self.alive()?;
+        self.enter(OpKind::SetLen)?;
         if self.node(ino)?.is_dir() {
             return Err(libc::EISDIR);
         }
@@ -705,7 +904,7 @@ impl Model {
         length: u64,
         mode: i32,
     ) -> Result<(), Error> {
-        self.alive()?;
+        self.enter(OpKind::Fallocate)?;
         if self.node(ino)?.is_dir() {
             return Err(libc::EISDIR);
         }
@@ -738,6 +937,11 @@ impl Model {
         if self.node(ino)?.is_dir() {
             return self.fsyncdir(ino);
         }
+        self.enter(if datasync {
+            OpKind::Fdatasync
+        } else {
+            OpKind::Fsync
+        })?;
         if let Some(e) = self.fail_syncs {
             self.stats.injected_errors += 1;
             return Err(e);
@@ -757,6 +961,7 @@ impl Model {
     pub fn fsyncdir(&mut self, ino: u64) -> Result<(), Error> {
         self.alive()?;
         self.dir(ino)?;
+        self.enter(OpKind::Fsyncdir)?;
         if let Some(e) = self.fail_syncs {
             self.stats.injected_errors += 1;
             return Err(e);
@@ -778,7 +983,7 @@ impl Model {
         node: NewNode,
         target: Option<&[u8]>,
     ) -> Result<u64, Error> {
-        self.alive()?;
+        self.enter(OpKind::Create)?;
         let d = self.dir(parent)?;
         if d.entries.contains_key(name) || name == "." || name == ".." {
             return Err(libc::EEXIST);
@@ -809,7 +1014,7 @@ impl Model {
 
     /// A hard link `newparent/newname` to `ino`.
     pub fn link(&mut self, ino: u64, newparent: u64, newname: &OsStr) -> Result<(), Error> {
-        self.alive()?;
+        self.enter(OpKind::Create)?;
         if self.node(ino)?.is_dir() {
             return Err(libc::EPERM);
         }
@@ -829,7 +1034,7 @@ impl Model {
 
     /// `unlink` (`dir` false) or `rmdir` (`dir` true).
     pub fn remove(&mut self, parent: u64, name: &OsStr, dir: bool) -> Result<(), Error> {
-        self.alive()?;
+        self.enter(OpKind::Unlink)?;
         let ino = *self.dir(parent)?.entries.get(name).ok_or(libc::ENOENT)?;
         let n = self.node(ino)?;
         match (dir, n.is_dir()) {
@@ -859,7 +1064,7 @@ impl Model {
         newname: &OsStr,
         noreplace: bool,
     ) -> Result<(), Error> {
-        self.alive()?;
+        self.enter(OpKind::Rename)?;
         let ino = *self.dir(parent)?.entries.get(name).ok_or(libc::ENOENT)?;
         let moving_dir = self.node(ino)?.is_dir();
         if moving_dir && self.is_ancestor(ino, newparent) {
@@ -1045,6 +1250,31 @@ impl PowerFs {
 
     pub fn is_dead(&self) -> bool {
         self.lock().is_dead()
+    }
+
+    /// Arms a cut right before the `n`-th mutating operation from now: see [`Model::cut_at_op`].
+    pub fn cut_at_op(&self, n: u64) {
+        self.lock().cut_at_op(n);
+    }
+
+    /// Arms a cut right before the `n`-th operation of `kind` from now: see [`Model::cut_before_nth`].
+    pub fn cut_before_nth(&self, kind: OpKind, n: u64) {
+        self.lock().cut_before_nth(kind, n);
+    }
+
+    /// The armed cut that has not fired yet, if any.
+    pub fn armed_cut(&self) -> Option<CutAim> {
+        self.lock().armed_cut()
+    }
+
+    /// Drops an armed cut that has not fired.
+    pub fn disarm(&self) -> Option<CutAim> {
+        self.lock().disarm()
+    }
+
+    /// The armed cut that cut the power, until the restore.
+    pub fn fired_cut(&self) -> Option<FiredCut> {
+        self.lock().fired_cut()
     }
 
     /// From now on `fsync`, `fdatasync` and `fsyncdir` fail with `errno` (and make nothing durable); `None` stops it.
@@ -1789,6 +2019,225 @@ mod tests {
                 assert_eq!(m.lookup(dir, name("tmp")), Err(libc::ENOENT));
             }
         }
+    }
+
+    #[test]
+    fn an_armed_cut_fires_right_before_the_nth_operation() {
+        for n in 1..=6u64 {
+            let mut m = Model::new();
+            let (dir, f) = durable_file(&mut m, b"hello");
+            m.cut_at_op(n);
+            assert_eq!(m.armed_cut(), Some(CutAim { kind: None, n }));
+            // Reads, lookups and attributes are not counted.
+            type Op = fn(&mut Model, u64, u64) -> Result<(), Error>;
+            let ops: [(OpKind, Op); 6] = [
+                (OpKind::Write, |m, _, f| m.write(f, 0, b"H").map(|_| ())),
+                (OpKind::SetLen, |m, _, f| m.set_len(f, 9)),
+                (OpKind::Fdatasync, |m, _, f| m.fsync(f, true)),
+                (OpKind::Create, |m, d, _| {
+                    m.create(d, OsStr::new("new"), NewNode::file(), None)
+                        .map(|_| ())
+                }),
+                (OpKind::Fsyncdir, |m, d, _| m.fsync(d, false)),
+                (OpKind::Rename, |m, d, _| {
+                    m.rename(d, OsStr::new("new"), d, OsStr::new("newer"), false)
+                }),
+            ];
+            for (i, (kind, op)) in ops.iter().enumerate() {
+                let i = i as u64 + 1;
+                assert_eq!(
+                    m.read(f, 0, 10).map(|_| ()),
+                    if i <= n { Ok(()) } else { Err(libc::EIO) }
+                );
+                let r = op(&mut m, dir, f);
+                if i < n {
+                    assert_eq!(r, Ok(()), "n {n}: op {i} ({kind}) before the cut");
+                    assert!(!m.is_dead());
+                } else {
+                    assert_eq!(
+                        r,
+                        Err(libc::EIO),
+                        "n {n}: op {i} ({kind}) at or after the cut"
+                    );
+                    assert!(m.is_dead());
+                }
+            }
+            let fired = m.fired_cut().expect("the armed cut fired");
+            assert_eq!(fired.aim, CutAim { kind: None, n });
+            assert_eq!(fired.before, ops[n as usize - 1].0);
+            assert_eq!(fired.ops_since_arm, n - 1);
+            let before = if n == 1 {
+                OpKind::Fsyncdir
+            } else {
+                ops[n as usize - 2].0
+            };
+            assert_eq!(
+                fired.after,
+                Some(before),
+                "the last operation of durable_file, or of the list"
+            );
+            assert_eq!(m.armed_cut(), None);
+            // Everything after the cut is refused, the operation it landed on included.
+            assert_eq!(m.stats().refused_after_cut, 2 * (6 - n) + 1);
+            let report = m.restore(RestoreMode::DropAll);
+            assert_eq!(report.fired, Some(fired));
+            assert_eq!(m.fired_cut(), None);
+            assert!(!m.is_dead());
+            // The fdatasync (the third operation) made the write and the truncate durable, if it went through.
+            let want: &[u8] = if n <= 3 { b"hello" } else { b"Hello\0\0\0\0" };
+            assert_eq!(m.read(f, 0, 10).unwrap(), want, "n {n}");
+        }
+    }
+
+    #[test]
+    fn an_armed_cut_aimed_at_a_kind_lets_the_others_through() {
+        let mut m = Model::new();
+        let (dir, f) = durable_file(&mut m, b"x");
+        m.cut_before_nth(OpKind::Fdatasync, 2);
+        m.write(f, 0, b"a").unwrap();
+        m.fsync(f, false).unwrap(); // an fsync, not an fdatasync
+        m.fsync(dir, true).unwrap(); // a directory's: an fsyncdir
+        m.write(f, 1, b"b").unwrap();
+        m.fsync(f, true).unwrap(); // the first fdatasync
+        m.write(f, 2, b"c").unwrap();
+        m.set_len(f, 3).unwrap();
+        assert!(!m.is_dead());
+        assert_eq!(m.fsync(f, true), Err(libc::EIO), "the second fdatasync");
+        let fired = m.fired_cut().unwrap();
+        assert_eq!(
+            (fired.before, fired.after),
+            (OpKind::Fdatasync, Some(OpKind::SetLen))
+        );
+        assert_eq!(fired.ops_since_arm, 7);
+        assert_eq!((fired.unsynced_data, fired.unsynced_entries), (2, 0));
+
+        // The k-th write, among writes.
+        m.restore(RestoreMode::DropAll);
+        m.cut_before_nth(OpKind::Write, 3);
+        m.fsync(f, true).unwrap();
+        m.write(f, 0, b"1").unwrap();
+        m.write(f, BLOCK, b"2").unwrap();
+        assert_eq!(m.write(f, 2 * BLOCK, b"3"), Err(libc::EIO));
+        let fired = m.fired_cut().unwrap();
+        assert_eq!(
+            (fired.before, fired.after),
+            (OpKind::Write, Some(OpKind::Write))
+        );
+        assert_eq!((fired.ops_since_arm, fired.unsynced_data), (3, 2));
+
+        // A cut by hand drops an armed cut; a restore drops one that never fired.
+        m.restore(RestoreMode::DropAll);
+        m.cut_at_op(5);
+        m.cut();
+        assert_eq!(m.armed_cut(), None);
+        let report = m.restore(RestoreMode::DropAll);
+        assert_eq!(report.fired, None);
+        m.cut_at_op(1);
+        m.restore(RestoreMode::DropAll);
+        assert_eq!(m.armed_cut(), None);
+        m.write(f, 0, b"fine").unwrap();
+        assert!(!m.is_dead());
+        // Disarming.
+        m.cut_before_nth(OpKind::Unlink, 1);
+        assert_eq!(
+            m.disarm(),
+            Some(CutAim {
+                kind: Some(OpKind::Unlink),
+                n: 1
+            })
+        );
+        m.remove(dir, name("db"), false).unwrap();
+        assert!(!m.is_dead());
+    }
+
+    #[test]
+    fn what_was_synced_before_an_armed_cut_survives_drop_all() {
+        let mut m = Model::new();
+        let (_, f) = durable_file(&mut m, &[1u8; 3 * BLOCK as usize]);
+        // A commit that went through: its writes, then its sync.
+        m.write(f, 0, &[2u8; BLOCK as usize]).unwrap();
+        m.write(f, 3 * BLOCK, &[2u8; 10]).unwrap();
+        m.fsync(f, true).unwrap();
+        // The next one: its writes reach the cache, the cut comes right before its sync.
+        m.cut_before_nth(OpKind::Fdatasync, 1);
+        m.write(f, BLOCK, &[3u8; 2 * BLOCK as usize]).unwrap();
+        m.write(f, 5 * BLOCK, &[3u8; 10]).unwrap();
+        assert_eq!(m.fsync(f, true), Err(libc::EIO));
+        assert_eq!(m.fired_cut().unwrap().unsynced_data, 3);
+        let report = m.restore(RestoreMode::DropAll);
+        assert!(report.fired.is_some());
+        assert_eq!((report.data_kept, report.data_dropped), (0, 3));
+        let mut want = vec![2u8; BLOCK as usize];
+        want.extend([1u8; 2 * BLOCK as usize]);
+        want.extend([2u8; 10]);
+        assert_eq!(m.read(f, 0, 1 << 20).unwrap(), want);
+    }
+
+    #[test]
+    fn random_subset_after_an_armed_cut_keeps_only_bytes_that_were_written() {
+        const SIZE: usize = 12 * BLOCK as usize;
+        let (mut kept_some, mut dropped_some) = (false, false);
+        for seed in 0..200u64 {
+            let mut rng = SplitMix::new(seed ^ 0x5EED);
+            let mut m = Model::new();
+            let (_, f) = durable_file(&mut m, &vec![1u8; SIZE]);
+            // What the disk holds for sure (the last sync), and every value written at each offset since.
+            let mut synced = vec![1u8; SIZE];
+            let mut since: Vec<HashSet<u8>> = vec![HashSet::new(); SIZE];
+            if rng.chance(50) {
+                m.cut_before_nth(OpKind::Write, rng.range(1, 12));
+            } else {
+                m.cut_at_op(rng.range(1, 16));
+            }
+            let mut refused = None;
+            for value in 2u8..=255 {
+                let (offset, len) = if rng.chance(50) {
+                    (rng.range(0, 11) * BLOCK, BLOCK as usize)
+                } else {
+                    let o = rng.range(0, SIZE as u64 - 1);
+                    (o, rng.range(1, SIZE as u64 - o) as usize)
+                };
+                match m.write(f, offset, &vec![value; len]) {
+                    Ok(_) => since[offset as usize..offset as usize + len]
+                        .iter_mut()
+                        .for_each(|w| {
+                            w.insert(value);
+                        }),
+                    Err(e) => {
+                        assert_eq!(e, libc::EIO);
+                        refused = Some(value);
+                        break;
+                    }
+                }
+                if rng.chance(25) {
+                    if m.fsync(f, true).is_err() {
+                        break;
+                    }
+                    synced = m.content(f).unwrap().to_vec();
+                    since.iter_mut().for_each(HashSet::clear);
+                }
+            }
+            let fired = m.fired_cut().expect("the armed cut fired");
+            let report = m.restore(RestoreMode::RandomSubset(seed));
+            assert_eq!(report.fired, Some(fired));
+            kept_some |= report.data_kept > 0;
+            dropped_some |= report.data_dropped > 0;
+            let data = m.read(f, 0, 1 << 20).unwrap();
+            assert_eq!(data.len(), SIZE, "seed {seed}");
+            for (i, b) in data.iter().enumerate() {
+                assert!(
+                    *b == synced[i] || since[i].contains(b),
+                    "seed {seed}: byte {i} is {b}: neither the synced {} nor written since",
+                    synced[i]
+                );
+                assert_ne!(
+                    Some(*b),
+                    refused,
+                    "seed {seed}: byte {i} of the refused write"
+                );
+            }
+        }
+        assert!(kept_some && dropped_some);
     }
 
     #[test]

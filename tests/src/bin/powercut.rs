@@ -16,9 +16,20 @@
 //!
 //! Then, `--cuts` times: a burst of 1-20 calls with numbers used once (answered ones: RING, caller ID, OFFHOOK,
 //! ONHOOK, some back to back; missed ones: RING, caller ID, RING and silence, which opens a callback task), and a
-//! power cut in the middle of it, at a random step of the burst or right after a `call.ended` arrived:
-//! `cut()` of the file system, at once `kill -9` of the daemon, `restore()` of what the disk kept (keep only what was
-//! synced, and a random subset of the unsynced writes, in turn), and the daemon started again on it. After each
+//! power cut in the middle of it, made one of two ways (`--kinds`, in turn; by default two timed cuts, then an
+//! armed one):
+//!
+//! - timed: from the test's side, at a random step of the burst or right after a `call.ended` arrived: `cut()` of
+//!   the file system, at once `kill -9` of the daemon. The daemon fsyncs each commit, so such a cut almost always
+//!   falls between commits;
+//! - armed: at a random step of the burst the file system is told to cut the power itself right before a random
+//!   mutating operation a little ahead (the 1st-40th of any kind, the 1st-24th write, or the 1st-6th fdatasync), so
+//!   the cut falls inside a commit: among its writes or between them and their sync. The test waits until it has
+//!   fired (`is_dead()`), then `kill -9`. If it has not fired when the burst is over and the daemon has written
+//!   nothing for a while, the test cuts by hand (counted as such).
+//!
+//! Then `restore()` of what the disk kept (only what was synced, and that plus a random subset of the unsynced writes
+//! per 4 KiB block: a torn commit, in turn, for each kind of cut), and the daemon started again on it. After each
 //! restart:
 //!
 //! - the daemon comes up and `/healthz` answers 200 (the store opens);
@@ -30,7 +41,8 @@
 //!
 //! The figures go out as a table and as one line `POWERCUT_JSON {...}`; the exit code is 1 on any loss, reuse or
 //! failed login, with the details of each lost record. Nothing depends on the machine's speed: the cut points are
-//! steps of the burst, and the only deadlines are generous ones for "the daemon never came up".
+//! steps of the burst and operations of the daemon, and the only deadlines are generous ones for "the daemon never
+//! came up" (and, for an armed cut, when to stop waiting for it, which changes only how it is counted).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -42,16 +54,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
 use linekeeper_e2e::bench::{parse_flags, Table};
-use linekeeper_e2e::powerfs::{PowerFs, RestoreMode, SplitMix, Stats};
+use linekeeper_e2e::powerfs::{CutAim, OpKind, PowerFs, RestoreMode, SplitMix, Stats};
 use linekeeper_e2e::*;
 use serde_json::{json, Value};
 
-const USAGE: &str = "usage: powercut [--cuts N] [--seed S] [--modes LIST]\n\
+const USAGE: &str = "usage: powercut [--cuts N] [--seed S] [--modes LIST] [--kinds LIST]\n\
   --cuts N      power cuts to make (default 50)\n\
   --seed S      seed of the bursts, cut points and restores (default: from the clock, printed)\n\
-  --modes LIST  what the disk keeps at a cut, in turn (default drop-all,random-subset): drop-all (only what\n\
-                was synced), random-subset (that and a random part of the rest), keep-all (everything: a\n\
-                kill -9 without a power cut, the control run that must pass even without syncs)";
+  --modes LIST  what the disk keeps at a cut, in turn for each kind of cut (default drop-all,random-subset):\n\
+                drop-all (only what was synced), random-subset (that and a random part of the rest),\n\
+                keep-all (everything: a kill -9 without a power cut, the control run that must pass even\n\
+                without syncs)\n\
+  --kinds LIST  how the cuts are made, in turn (default timed,timed,armed): timed (by the test, at a step of\n\
+                the burst or right after a call.ended), armed (by the file system itself, right before a\n\
+                random write, fdatasync or other operation of the daemon a little ahead: inside a commit)";
 
 /// The password chosen at the first login, used after every cut.
 const CHOSEN: &str = "power cut proof 2024";
@@ -59,6 +75,18 @@ const EVENTS: &str = "linekeeper/hq/events/#";
 const FIRST_START: &str = "first start: web page login created";
 /// A missed call ends after this much silence.
 const RING_TIMEOUT: &str = "600ms";
+/// An armed cut that has not fired when the burst is over is made by hand once the daemon has done no mutating
+/// operation for this long, or this long after the burst at the latest. (Generous; it changes only how the cut
+/// is counted.)
+const ARMED_QUIET: Duration = Duration::from_secs(3);
+const ARMED_AFTER_BURST: Duration = Duration::from_secs(15);
+
+/// How a cut is made (`--kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Timed,
+    Armed,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -70,8 +98,10 @@ enum Mode {
 struct Opts {
     cuts: u64,
     seed: u64,
-    /// Used in turn, cut after cut.
+    /// Used in turn, cut after cut, for each kind of cut.
     modes: Vec<Mode>,
+    /// Used in turn, cut after cut.
+    kinds: Vec<Kind>,
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
@@ -82,6 +112,7 @@ fn parse(args: &[String]) -> Result<Opts> {
             .map(|d| d.as_nanos() as u64 % 1_000_000_007)
             .unwrap_or(1),
         modes: vec![Mode::DropAll, Mode::RandomSubset],
+        kinds: vec![Kind::Timed, Kind::Timed, Kind::Armed],
     };
     parse_flags(args, USAGE, |flag, a| {
         match flag {
@@ -101,6 +132,17 @@ fn parse(args: &[String]) -> Result<Opts> {
                 if opts.modes.is_empty() {
                     return Err(anyhow!("--modes needs at least one mode\n{USAGE}"));
                 }
+            }
+            "--kinds" => {
+                opts.kinds = a
+                    .value(flag)?
+                    .split(',')
+                    .map(|k| match k.trim() {
+                        "timed" => Ok(Kind::Timed),
+                        "armed" => Ok(Kind::Armed),
+                        other => Err(anyhow!("unknown kind of cut `{other}`\n{USAGE}")),
+                    })
+                    .collect::<Result<_>>()?;
             }
             _ => return Ok(false),
         }
@@ -302,6 +344,50 @@ enum CutAt {
     Step { step: usize, jitter_ms: u64 },
     /// As soon as the `call.ended` of the k-th call of the burst reached the subscriber.
     AfterEnded(usize),
+    /// Armed when the player has done this many steps (0: at its start), plus a few ms: the file system cuts
+    /// itself right before the operation `aim` names.
+    Armed {
+        step: usize,
+        jitter_ms: u64,
+        aim: CutAim,
+    },
+}
+
+/// The kinds of cut the figures count, as (JSON key, table label).
+const CUT_KINDS: [(&str, &str); 5] = [
+    ("step", "timed: at a step"),
+    ("after_ended", "timed: after call.ended"),
+    ("armed_op", "armed: any operation"),
+    ("armed_write", "armed: a write"),
+    ("armed_fdatasync", "armed: an fdatasync"),
+];
+
+impl CutAt {
+    /// The index in [`CUT_KINDS`].
+    fn kind(&self) -> usize {
+        match self {
+            CutAt::Step { .. } => 0,
+            CutAt::AfterEnded(_) => 1,
+            CutAt::Armed { aim, .. } => match aim.kind {
+                None => 2,
+                Some(OpKind::Write) => 3,
+                Some(_) => 4,
+            },
+        }
+    }
+}
+
+/// The sum of a file system's counters of mutating operations.
+fn mutating_ops(s: &Stats) -> u64 {
+    s.writes
+        + s.truncates
+        + s.fallocates
+        + s.fsyncs
+        + s.fdatasyncs
+        + s.fsyncdirs
+        + s.creates
+        + s.renames
+        + s.unlinks
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -450,6 +536,8 @@ struct Lost {
     /// The cut after which it was missing (its own, or a later one).
     missing_after: u64,
     mode: RestoreMode,
+    /// The kind of that cut (a label of [`CUT_KINDS`]).
+    cut_kind: &'static str,
     found: Option<String>,
 }
 
@@ -462,8 +550,31 @@ struct ModeFigures {
     tasks_lost: u64,
 }
 
+/// Cuts of one kind.
+#[derive(Default, Clone, Copy)]
+struct KindFigures {
+    cuts: u64,
+    drop_all: u64,
+    random: u64,
+    keep_all: u64,
+    /// Armed cuts that had not fired when the test stopped waiting, made by hand.
+    by_hand: u64,
+    /// Cuts whose restore dropped unsynced blocks: the cut fell between writes and their sync.
+    dropped_blocks: u64,
+    /// Random-subset cuts whose restore kept some unsynced blocks and dropped others.
+    torn: u64,
+    calls_acked: u64,
+    calls_lost: u64,
+    tasks_acked: u64,
+    tasks_lost: u64,
+}
+
 #[derive(Default)]
 struct Figures {
+    /// By [`CutAt::kind`].
+    kinds: [KindFigures; CUT_KINDS.len()],
+    /// Where armed cuts fell: "after OP, before OP", with how many times.
+    landed: BTreeMap<String, u64>,
     drop_all: ModeFigures,
     random: ModeFigures,
     keep_all: ModeFigures,
@@ -696,23 +807,46 @@ async fn run(opts: Opts) -> Result<bool> {
     let mut ids_seq: HashMap<String, u64> = HashMap::new();
     let mut seq_cursor = 0usize;
     let mut next_number = rng.range(0, 50_000_000);
-    let mut cut_points = BTreeMap::<&str, u64>::new();
+    // Each kind of cut takes the restore modes in turn.
+    let mut turns = [0usize; 2];
 
     for cut in 1..=opts.cuts {
-        let mode = match opts.modes[(cut as usize - 1) % opts.modes.len()] {
+        let kind = opts.kinds[(cut as usize - 1) % opts.kinds.len()];
+        let turn = &mut turns[kind as usize];
+        let mode = match opts.modes[*turn % opts.modes.len()] {
             Mode::DropAll => RestoreMode::DropAll,
             Mode::RandomSubset => RestoreMode::RandomSubset(rng.next_u64()),
             Mode::KeepAll => RestoreMode::KeepAll,
         };
+        *turn += 1;
         let burst = plan_burst(&mut rng, &mut next_number);
         let total_steps = burst.len() * STEPS_PER_CALL;
-        let cut_at = if rng.chance(30) {
-            CutAt::AfterEnded(rng.range(0, burst.len() as u64 - 1) as usize)
-        } else {
-            CutAt::Step {
+        let cut_at = match kind {
+            Kind::Armed => CutAt::Armed {
+                step: rng.range(0, total_steps as u64 - 2) as usize,
+                jitter_ms: rng.range(0, 30),
+                aim: match rng.range(0, 2) {
+                    0 => CutAim {
+                        kind: None,
+                        n: rng.range(1, 40),
+                    },
+                    1 => CutAim {
+                        kind: Some(OpKind::Write),
+                        n: rng.range(1, 24),
+                    },
+                    _ => CutAim {
+                        kind: Some(OpKind::Fdatasync),
+                        n: rng.range(1, 6),
+                    },
+                },
+            },
+            Kind::Timed if rng.chance(30) => {
+                CutAt::AfterEnded(rng.range(0, burst.len() as u64 - 1) as usize)
+            }
+            Kind::Timed => CutAt::Step {
                 step: rng.range(1, total_steps as u64 - 1) as usize,
                 jitter_ms: rng.range(0, 30),
-            }
+            },
         };
         let (tx, mut progress) = tokio::sync::watch::channel(0usize);
         let player = tokio::spawn(play(
@@ -727,7 +861,6 @@ async fn run(opts: Opts) -> Result<bool> {
         let mut note = String::new();
         match cut_at {
             CutAt::Step { step, jitter_ms } => {
-                *cut_points.entry("at a step").or_default() += 1;
                 // (The `Ref` that `wait_for` returns holds the channel's lock: dropped in this statement.)
                 let reached = matches!(
                     tokio::time::timeout(LONG, progress.wait_for(|s| *s >= step)).await,
@@ -739,7 +872,6 @@ async fn run(opts: Opts) -> Result<bool> {
                 tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
             }
             CutAt::AfterEnded(k) => {
-                *cut_points.entry("after a call.ended").or_default() += 1;
                 let number = burst[k].number.clone();
                 let deadline = Instant::now() + LONG;
                 let mut seen = window;
@@ -756,19 +888,111 @@ async fn run(opts: Opts) -> Result<bool> {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
+            CutAt::Armed {
+                step,
+                jitter_ms,
+                aim,
+            } => {
+                if step > 0 {
+                    let reached = matches!(
+                        tokio::time::timeout(LONG, progress.wait_for(|s| *s >= step)).await,
+                        Ok(Ok(_))
+                    );
+                    if !reached {
+                        note = format!(" (the burst stopped before step {step})");
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
+                match aim.kind {
+                    None => fs.cut_at_op(aim.n),
+                    Some(k) => fs.cut_before_nth(k, aim.n),
+                }
+                // Until it fires; when the burst is over and the daemon idle, the cut is made by hand below.
+                let armed_at = Instant::now();
+                let mut burst_over: Option<Instant> = None;
+                let mut ops = u64::MAX;
+                let mut last_op = armed_at;
+                loop {
+                    let (dead, now_ops) = {
+                        let m = fs.lock();
+                        (m.is_dead(), mutating_ops(m.stats()))
+                    };
+                    if dead {
+                        break;
+                    }
+                    let now = Instant::now();
+                    if now_ops != ops {
+                        ops = now_ops;
+                        last_op = now;
+                    }
+                    if burst_over.is_none() && player.is_finished() {
+                        burst_over = Some(now);
+                    }
+                    if let Some(over) = burst_over {
+                        if now.duration_since(last_op.max(over)) >= ARMED_QUIET
+                            || now.duration_since(over) >= ARMED_AFTER_BURST
+                        {
+                            break;
+                        }
+                    }
+                    if now.duration_since(armed_at) > LONG {
+                        note = format!(" (the armed cut did not fire within {LONG:?})");
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
         }
 
-        // The power cut: the disk stops, the process dies.
-        let mark = watch.mark();
+        // The power cut: the disk stops, the process dies. An armed cut that fired has already stopped the disk;
+        // what reached the subscriber until the daemon is dead counts as acknowledged (the daemon publishes only
+        // after a commit's sync, and every sync after the cut failed).
+        let fired_already = fs.is_dead();
+        let mut mark = watch.mark();
         fs.cut();
         bed.daemon.kill9();
-        let cut_instant = Instant::now();
+        let mut cut_instant = Instant::now();
+        if fired_already {
+            mark = watch.mark();
+        }
         player.abort();
         let _ = player.await;
         let steps_done = *progress.borrow();
         let stats = fs.take_stats();
         add_stats(&mut figures.fs, &stats);
         let report = fs.restore(mode);
+        if let Some(f) = &report.fired {
+            cut_instant = f.at;
+        }
+        let kind_index = cut_at.kind();
+        {
+            let k = &mut figures.kinds[kind_index];
+            k.cuts += 1;
+            match mode {
+                RestoreMode::DropAll => k.drop_all += 1,
+                RestoreMode::RandomSubset(_) => k.random += 1,
+                RestoreMode::KeepAll => k.keep_all += 1,
+            }
+            if matches!(cut_at, CutAt::Armed { .. }) && report.fired.is_none() {
+                k.by_hand += 1;
+            }
+            if report.data_dropped > 0 {
+                k.dropped_blocks += 1;
+            }
+            if matches!(mode, RestoreMode::RandomSubset(_))
+                && report.data_dropped > 0
+                && report.data_kept > 0
+            {
+                k.torn += 1;
+            }
+        }
+        if let Some(f) = &report.fired {
+            let after = f.after.map_or("nothing", OpKind::name);
+            *figures
+                .landed
+                .entry(format!("after {after}, before {}", f.before))
+                .or_default() += 1;
+        }
         figures.restore_dropped_blocks += report.data_dropped;
         figures.restore_dropped_entries += report.entries_dropped;
         figures.restore_removed_inodes += report.inodes_removed;
@@ -829,6 +1053,9 @@ async fn run(opts: Opts) -> Result<bool> {
             m.cuts += 1;
             m.calls_acked += new_calls;
             m.tasks_acked += new_tasks;
+            let k = &mut figures.kinds[kind_index];
+            k.calls_acked += new_calls;
+            k.tasks_acked += new_tasks;
         }
 
         // Power back: the daemon must come up on what the disk kept.
@@ -935,12 +1162,19 @@ async fn run(opts: Opts) -> Result<bool> {
                 } else {
                     m.tasks_lost += 1;
                 }
+                let k = &mut figures.kinds[kind_index];
+                if a.kind == "call" {
+                    k.calls_lost += 1;
+                } else {
+                    k.tasks_lost += 1;
+                }
                 figures.lost.push(Lost {
                     record: a.clone(),
                     acked_at: a.at.saturating_duration_since(started),
                     before_cut: cut_instant.saturating_duration_since(a.at),
                     missing_after: cut,
                     mode,
+                    cut_kind: CUT_KINDS[kind_index].1,
                     found,
                 });
             }
@@ -1014,6 +1248,16 @@ async fn run(opts: Opts) -> Result<bool> {
             match cut_at {
                 CutAt::Step { .. } => "mid-burst".to_string(),
                 CutAt::AfterEnded(k) => format!("after call {}'s end", k + 1),
+                CutAt::Armed { step, aim, .. } => match &report.fired {
+                    Some(f) => format!(
+                        "armed at step {step} for {aim}, fired {} ops later (after {}, before {}; {} blocks unsynced)",
+                        f.ops_since_arm,
+                        f.after.map_or("nothing", OpKind::name),
+                        f.before,
+                        f.unsynced_data
+                    ),
+                    None => format!("armed at step {step} for {aim}, not reached: by hand"),
+                },
             },
             steps_done,
             total_steps,
@@ -1068,7 +1312,7 @@ async fn run(opts: Opts) -> Result<bool> {
         eprintln!("powercut: unmounting powerfs: {e}");
     }
     drop(broker);
-    report(&opts, &figures, seconds, &cut_points, &daemon_dir);
+    report(&opts, &figures, seconds, &daemon_dir);
     Ok(!failed)
 }
 
@@ -1129,13 +1373,7 @@ fn check_seqs(
     }
 }
 
-fn report(
-    opts: &Opts,
-    f: &Figures,
-    seconds: f64,
-    cut_points: &BTreeMap<&str, u64>,
-    daemon_dir: &Path,
-) {
+fn report(opts: &Opts, f: &Figures, seconds: f64, daemon_dir: &Path) {
     let modes = [
         ("drop-all", f.drop_all),
         ("random-subset", f.random),
@@ -1168,6 +1406,62 @@ fn report(
             m.cuts, m.calls_acked, m.calls_lost, m.tasks_acked, m.tasks_lost
         );
     }
+    println!();
+    println!(
+        "{:<24} {:>5} {:>9} {:>7} {:>8} {:>11} {:>5} {:>12} {:>11} {:>12} {:>11}",
+        "cut kind",
+        "cuts",
+        "drop-all",
+        "random",
+        "by hand",
+        "mid-commit",
+        "torn",
+        "calls acked",
+        "calls lost",
+        "tasks acked",
+        "tasks lost"
+    );
+    println!("{}", "-".repeat(124));
+    let mut kinds_all = KindFigures::default();
+    for k in &f.kinds {
+        kinds_all.cuts += k.cuts;
+        kinds_all.drop_all += k.drop_all;
+        kinds_all.random += k.random;
+        kinds_all.keep_all += k.keep_all;
+        kinds_all.by_hand += k.by_hand;
+        kinds_all.dropped_blocks += k.dropped_blocks;
+        kinds_all.torn += k.torn;
+        kinds_all.calls_acked += k.calls_acked;
+        kinds_all.calls_lost += k.calls_lost;
+        kinds_all.tasks_acked += k.tasks_acked;
+        kinds_all.tasks_lost += k.tasks_lost;
+    }
+    for (label, k) in CUT_KINDS
+        .iter()
+        .map(|(_, l)| *l)
+        .zip(f.kinds.iter())
+        .filter(|(_, k)| k.cuts > 0)
+        .chain([("all", &kinds_all)])
+    {
+        println!(
+            "{label:<24} {:>5} {:>9} {:>7} {:>8} {:>11} {:>5} {:>12} {:>11} {:>12} {:>11}",
+            k.cuts,
+            k.drop_all,
+            k.random,
+            k.by_hand,
+            k.dropped_blocks,
+            k.torn,
+            k.calls_acked,
+            k.calls_lost,
+            k.tasks_acked,
+            k.tasks_lost
+        );
+    }
+    println!(
+        "(mid-commit: the restore dropped unsynced blocks, the cut fell between writes and their sync; torn: a \
+         random-subset restore kept some of them and dropped others; by hand: an armed cut not reached when the \
+         burst was over)"
+    );
     println!();
     let restart_avg = if f.restart_secs.is_empty() {
         0.0
@@ -1208,12 +1502,14 @@ fn report(
         "the store did not open (a new one is made)",
     );
     t.row("API failures", f.api_failures.to_string(), "");
+    let mut landed: Vec<(&String, &u64)> = f.landed.iter().collect();
+    landed.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     t.row(
-        "cut points",
-        format!("{}", cut_points.values().sum::<u64>()),
-        cut_points
+        "armed cuts fired",
+        f.landed.values().sum::<u64>().to_string(),
+        landed
             .iter()
-            .map(|(k, v)| format!("{v} {k}"))
+            .map(|(p, n)| format!("{n}x {p}"))
             .collect::<Vec<_>>()
             .join(", "),
     );
@@ -1274,8 +1570,8 @@ fn report(
         println!("powercut: LOST: {} acknowledged records", f.lost.len());
         for l in &f.lost {
             println!(
-                "  {} {} (number {}, {}) acknowledged at +{:.3} s (before cut {}); missing after cut {} ({}), {:.3} s after \
-                 its acknowledgement{}",
+                "  {} {} (number {}, {}) acknowledged at +{:.3} s (before cut {}); missing after cut {} ({}, {}), {:.3} s \
+                 after its acknowledgement{}",
                 l.record.kind,
                 l.record.key,
                 l.record.number,
@@ -1284,6 +1580,7 @@ fn report(
                 l.record.cut,
                 l.missing_after,
                 l.mode,
+                l.cut_kind,
                 l.before_cut.as_secs_f64(),
                 match &l.found {
                     Some(o) => format!(", found with {o}"),
@@ -1320,6 +1617,7 @@ fn report(
                 "secs_before_cut": (l.before_cut.as_secs_f64() * 1000.0).round() / 1000.0,
                 "missing_after_cut": l.missing_after,
                 "mode": l.mode.to_string(),
+                "cut_kind": l.cut_kind,
                 "found": l.found,
             })
         })
@@ -1333,15 +1631,49 @@ fn report(
             "tasks_lost": m.tasks_lost,
         })
     };
+    let kind_json = |k: &KindFigures| {
+        json!({
+            "cuts": k.cuts,
+            "drop_all": k.drop_all,
+            "random_subset": k.random,
+            "keep_all": k.keep_all,
+            "by_hand": k.by_hand,
+            "mid_commit": k.dropped_blocks,
+            "torn": k.torn,
+            "calls_acked": k.calls_acked,
+            "calls_lost": k.calls_lost,
+            "tasks_acked": k.tasks_acked,
+            "tasks_lost": k.tasks_lost,
+        })
+    };
+    let by_kind: serde_json::Map<String, Value> = CUT_KINDS
+        .iter()
+        .zip(f.kinds.iter())
+        .map(|((key, _), k)| (key.to_string(), kind_json(k)))
+        .collect();
+    let armed = f.kinds[2..].iter().fold((0, 0, 0, 0), |(c, h, d, t), k| {
+        (c + k.cuts, h + k.by_hand, d + k.dropped_blocks, t + k.torn)
+    });
     let out = json!({
         "bench": "powercut",
-        "version": 1,
+        "version": 2,
         "seed": opts.seed,
         "cuts": all.cuts,
         "daemon": daemon_bin().display().to_string(),
         "drop_all": mode_json(&f.drop_all),
         "random_subset": mode_json(&f.random),
         "keep_all": mode_json(&f.keep_all),
+        "cuts_by_kind": by_kind,
+        "armed": {
+            "cuts": armed.0,
+            "fired": armed.0 - armed.1,
+            "by_hand": armed.1,
+            "mid_commit": armed.2,
+            "torn": armed.3,
+            "landed": f.landed,
+        },
+        "mid_commit_cuts": kinds_all.dropped_blocks,
+        "torn_cuts": kinds_all.torn,
         "calls_acked": all.calls_acked,
         "calls_lost": all.calls_lost,
         "tasks_acked": all.tasks_acked,
