@@ -217,7 +217,9 @@ async fn healthz(State(s): State<AppState>) -> Response {
             f.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             f.error
         )),
-        (None, Err(e)) => json!(format!("error: {e}")),
+        (None, Err(e)) => json!(format!(
+            "error: the store cannot be read: {e}; check free disk space and the disk's health"
+        )),
         (None, Ok(())) => json!("error: writes are failing; check free disk space"),
     };
     let body = json!({

@@ -93,19 +93,19 @@ impl Rig {
             .await
     }
 
-    /// Polls `/healthz` until its `status` is `want`; returns (HTTP status, body).
-    async fn wait_healthz(&mut self, want: &str) -> (u16, Value) {
+    /// Polls `/healthz` until its `status` is `want` and its `store` says `store_says`; returns (HTTP status, body).
+    async fn wait_healthz(&mut self, want: &str, store_says: &str) -> (u16, Value) {
         let deadline = std::time::Instant::now() + STEP;
         loop {
             let r = self.daemon.get_with("/healthz", None);
             let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-            if v["status"] == want {
+            if v["status"] == want && v["store"].as_str().is_some_and(|t| t.contains(store_says)) {
                 return (r.status, v);
             }
             self.daemon.assert_running("while waiting for /healthz");
             assert!(
                 std::time::Instant::now() < deadline,
-                "/healthz never said {want:?}; last: {} {}",
+                "/healthz never said {want:?} with a store {store_says:?}; last: {} {}",
                 r.status,
                 r.body
             );
@@ -148,8 +148,9 @@ async fn failing_then_healed(fail: impl Fn(&PowerFs), heal: impl Fn(&PowerFs), w
     let mark = r.watch.mark();
     fail(&r.fs);
     r.ring("13900000002").await;
-    // The commit of that call fails: degraded everywhere, with the reason.
-    let (code, health) = r.wait_healthz("degraded").await;
+    // The commit of that call fails: degraded everywhere, with the reason. (A request in the instant between the
+    // store closing and the engine reporting its failed commit sees "cannot be read"; wait for the engine's word.)
+    let (code, health) = r.wait_healthz("degraded", "writes are failing since").await;
     assert_eq!(code, 503, "{what}: {health}");
     let store = health["store"].as_str().unwrap_or("");
     assert!(
@@ -227,7 +228,7 @@ async fn failing_then_healed(fail: impl Fn(&PowerFs), heal: impl Fn(&PowerFs), w
         .unwrap();
     assert_eq!(answer["ok"], true, "{what}: {answer}");
     r.wait_health(mark, "ok").await;
-    let (code, _) = r.wait_healthz("ok").await;
+    let (code, _) = r.wait_healthz("ok", "ok").await;
     assert_eq!(code, 200);
     // The store took the call and the complaint.
     let calls = r.daemon.get_array("/api/calls?number=13900000002");
