@@ -156,8 +156,8 @@ pub fn main<O, R>(
     }
 }
 
-/// Runs `run` to its end on a tokio runtime with two workers, like the daemon's. Ctrl-C ends it early with an
-/// error, so the drops stop the child processes and remove the work dir.
+/// Runs `run` to its end on a tokio runtime with two workers, like the daemon's. Ctrl-C or SIGTERM ends it early
+/// with an error, so the drops stop the child processes, unmount what was mounted and remove the work dir.
 pub fn block_on<T>(run: impl Future<Output = Result<T>>) -> Result<T> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,9 +165,11 @@ pub fn block_on<T>(run: impl Future<Output = Result<T>>) -> Result<T> {
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = run => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow!("terminated")),
         }
     })
 }

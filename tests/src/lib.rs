@@ -1592,18 +1592,14 @@ impl Env {
         self.daemon.restart();
         let deadline = Instant::now() + LONG;
         loop {
-            let commands = self.modem.commands().await;
-            if commands
-                .iter()
-                .skip(before)
-                .any(|c| c.to_ascii_uppercase().contains("VCID") || c.contains("#CID"))
-            {
+            if caller_id_init_since(&self.modem, before).await {
                 break;
             }
             self.daemon
                 .assert_running("while waiting for it to initialize the modem again");
             if Instant::now() > deadline {
                 self.daemon.print_logs();
+                let commands = self.modem.commands().await;
                 panic!(
                     "the restarted daemon did not send its caller-ID init command within                      {LONG:?}; commands since the restart: {:?}",
                     &commands[before.min(commands.len())..]
@@ -1651,6 +1647,17 @@ pub fn masked(number: &str) -> String {
         return number.to_string();
     }
     format!("{}****{}", &number[..3], &number[number.len() - 4..])
+}
+
+/// Whether the modem got the daemon's caller-ID init command (`AT+VCID=1` or `AT#CID=1`) after its first `before`
+/// commands: a (re)started daemon has opened the line.
+pub async fn caller_id_init_since(modem: &SimModem, before: usize) -> bool {
+    modem
+        .commands()
+        .await
+        .iter()
+        .skip(before)
+        .any(|c| c.to_ascii_uppercase().contains("VCID") || c.contains("#CID"))
 }
 
 /// Asserts the envelope every event carries: `event_id`, `seq`, `type`, `at` (RFC 3339).

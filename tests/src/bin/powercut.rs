@@ -155,46 +155,26 @@ fn parse(args: &[String]) -> Result<Opts> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+    let run = |opts| {
+        if std::env::var_os("LINEKEEPER_E2E_LOG").is_none() {
+            // The daemon's own debug lines, not those of its store and MQTT crates (50 runs of them).
+            std::env::set_var("LINEKEEPER_E2E_LOG", "info,linekeeper=debug");
         }
-    };
-    if std::env::var_os("LINEKEEPER_E2E_LOG").is_none() {
-        // The daemon's own debug lines, not those of its store and MQTT crates (50 runs of them).
-        std::env::set_var("LINEKEEPER_E2E_LOG", "info,linekeeper=debug");
-    }
-    if std::env::var_os("LINEKEEPER_BIN").is_none() {
-        std::env::set_var(
-            "LINEKEEPER_BIN",
-            target_dir().join("release").join("linekeeper"),
-        );
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    // Ctrl-C or SIGTERM ends the run early: the drops then kill the daemon and unmount powerfs.
-    let run = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = run(opts) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-            _ = term.recv() => Err(anyhow!("terminated")),
+        if std::env::var_os("LINEKEEPER_BIN").is_none() {
+            std::env::set_var(
+                "LINEKEEPER_BIN",
+                target_dir().join("release").join("linekeeper"),
+            );
         }
+        linekeeper_e2e::bench::block_on(run(opts))
     };
-    match rt.block_on(run) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("powercut: FAILED: {e:#}");
+    linekeeper_e2e::bench::main("powercut", parse, run, None, |passed| {
+        if passed {
+            ExitCode::SUCCESS
+        } else {
             ExitCode::FAILURE
         }
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -678,12 +658,7 @@ impl Bed {
         })?;
         let deadline = Instant::now() + LONG;
         loop {
-            let commands = self.modem.commands().await;
-            if commands
-                .iter()
-                .skip(before)
-                .any(|c| c.to_ascii_uppercase().contains("VCID") || c.contains("#CID"))
-            {
+            if linekeeper_e2e::caller_id_init_since(&self.modem, before).await {
                 break;
             }
             if !self.daemon.is_running() {
