@@ -113,10 +113,15 @@ pub struct Snapshot {
     pub reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// The last `seq` committed to the outbox.
     pub last_seq: u64,
-    /// False while commits fail (disk full, read-only, I/O errors): nothing is published or acknowledged meanwhile.
-    pub store_ok: bool,
-    /// The last commit error and when the failures began, while `store_ok` is false.
+    /// While commits fail (disk full, read-only, I/O errors): the last error and when the failures began. Nothing is
+    /// published or acknowledged meanwhile.
     pub store_error: Option<StoreFailure>,
+}
+
+impl Snapshot {
+    pub fn store_ok(&self) -> bool {
+        self.store_error.is_none()
+    }
 }
 
 /// Why the store is failing, since when.
@@ -346,7 +351,6 @@ pub struct Engine {
     reports: BTreeMap<String, Arc<Vec<u8>>>,
     /// "No agent signed in during open hours" was alerted and not yet cleared.
     unstaffed_alerted: bool,
-    store_ok: bool,
     store_error: Option<StoreFailure>,
     /// While the store fails: when to try the held change again, and the wait after that.
     store_retry: Option<(Instant, Duration)>,
@@ -420,7 +424,6 @@ impl Engine {
             count_result_replies: Vec::new(),
             unit_replies: Vec::new(),
             reports: BTreeMap::new(),
-            store_ok: true,
             store_error: None,
             store_retry: None,
             rx,
@@ -1418,7 +1421,6 @@ impl Engine {
                 if let Some(f) = self.store_error.take() {
                     info!(failing_since = %f.since, "store writes work again; the held events follow");
                 }
-                self.store_ok = true;
                 self.store_retry = None;
                 let change = std::mem::take(&mut self.change);
                 self.dirty_tasks.clear();
@@ -1467,7 +1469,6 @@ impl Engine {
                     error: e.to_string(),
                     since,
                 });
-                self.store_ok = false;
                 // The change and its answers are held, not dropped: the next commit that succeeds writes the change
                 // and then answers. Answering "failed" now would be false, since the held change is written later;
                 // a caller that gives up meanwhile has seen a timeout, never a wrong answer.
@@ -1515,7 +1516,6 @@ impl Engine {
             agents: self.agents.clone(),
             reports: self.reports.clone(),
             last_seq: self.next_seq.saturating_sub(1),
-            store_ok: self.store_ok,
             store_error: self.store_error.clone(),
         };
         self.snapshot_tx.send_if_modified(|old| {

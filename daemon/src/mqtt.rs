@@ -353,15 +353,14 @@ impl Uplink {
 /// The retained `P/health` payload: `status` `ok` or `degraded`, `store` `ok` or `failing`, and while failing
 /// `since` and `error`.
 fn health_json(snap: &Snapshot) -> Vec<u8> {
-    let v = match (&snap.store_error, snap.store_ok) {
-        (Some(f), false) => serde_json::json!({
+    let v = match &snap.store_error {
+        Some(f) => serde_json::json!({
             "status": "degraded",
             "store": "failing",
             "since": f.since,
             "error": f.error,
         }),
-        (None, false) => serde_json::json!({"status": "degraded", "store": "failing"}),
-        _ => serde_json::json!({"status": "ok", "store": "ok"}),
+        None => serde_json::json!({"status": "ok", "store": "ok"}),
     };
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -476,31 +475,26 @@ impl Session {
     /// `alert.store_failing` when commits start failing, `alert.store_recovered` when they work again. These two
     /// cannot be in the outbox (the store is what fails), so they carry no `seq`; they are sent once per session.
     fn store_alert(&mut self, snap: &Snapshot) {
-        let failing = !snap.store_ok;
+        let failing = !snap.store_ok();
         if failing == self.store_failing {
             return;
         }
         let now = chrono::Utc::now();
-        let (kind, level, message) = if failing {
-            let why = snap
-                .store_error
-                .as_ref()
-                .map(|f| f.error.as_str())
-                .unwrap_or("unknown error");
-            (
+        let (kind, level, message) = match &snap.store_error {
+            Some(f) => (
                 "alert.store_failing",
                 "critical",
                 format!(
-                    "the store cannot write ({why}): calls are not being recorded durably and nothing is published \
-                     or acknowledged until it can; check free disk space and the disk"
+                    "the store cannot write ({}): calls are not being recorded durably and nothing is published \
+                     or acknowledged until it can; check free disk space and the disk",
+                    f.error
                 ),
-            )
-        } else {
-            (
+            ),
+            None => (
                 "alert.store_recovered",
                 "info",
                 "the store writes again; the held events follow".to_string(),
-            )
+            ),
         };
         let payload = serde_json::json!({
             "event_id": crate::model::new_id(now),

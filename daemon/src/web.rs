@@ -191,7 +191,7 @@ fn token_name(headers: &HeaderMap, state: &AppState) -> Result<Option<String>, S
 async fn healthz(State(s): State<AppState>) -> Response {
     let snap = s.engine.snapshot.borrow().clone();
     let read = s.store.check();
-    let store_ok = snap.store_ok && read.is_ok();
+    let store_ok = snap.store_ok() && read.is_ok();
     // The engine task ended (a panic): no call is recorded any more, whatever the last snapshot says.
     let engine_ok = s.engine.is_running();
     let lines: Vec<_> = snap

@@ -1030,7 +1030,6 @@ async fn a_failing_store_shows_on_every_page_and_on_healthz() {
         .unwrap()
         .with_timezone(&chrono::Utc);
     let failing = crate::engine::Snapshot {
-        store_ok: false,
         store_error: Some(crate::engine::StoreFailure {
             error: "store write failed: No space left on device".into(),
             since,
@@ -1062,10 +1061,7 @@ async fn a_failing_store_shows_on_every_page_and_on_healthz() {
         store.contains("since 2026-12-03T02:00:00Z") && store.contains("No space left on device"),
         "{store}"
     );
-    snap_tx.send_replace(crate::engine::Snapshot {
-        store_ok: true,
-        ..Default::default()
-    });
+    snap_tx.send_replace(crate::engine::Snapshot::default());
     let page = send(&app, get("/", Some(&cookie))).await;
     assert!(!page.body.contains("store-failing"), "{}", page.body);
     assert_eq!(
