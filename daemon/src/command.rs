@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::EngineHandle;
+use crate::action::{self, Action, Actor, Ctx, Done};
 use crate::tasks::{ComplaintRequest, TaskAction};
 
 /// Request ids answered lately (the last 1,000), so a command delivered twice is not carried out twice.
@@ -66,29 +66,48 @@ fn answer(request_id: &Value, result: Result<(&str, Value), String>) -> Vec<u8> 
 
 /// A dashboard button (`P/cmd/button`): the payload is the button's name, with no request id (a Home Assistant
 /// button always sends the same payload). `ack_all` acknowledges every overdue task.
-async fn button(engine: &EngineHandle, payload: &[u8]) -> Vec<u8> {
+async fn button(ctx: &Ctx, actor: &Actor, payload: &[u8]) -> Vec<u8> {
     let name = String::from_utf8_lossy(payload).trim().to_string();
     let result = match name.as_str() {
-        "ack_all" => engine
-            .ack_all("dashboard")
-            .await
-            .map(|n| ("acknowledged", Value::from(n)))
-            .map_err(|e| e.to_string()),
+        "ack_all" => match action::perform(
+            ctx,
+            actor,
+            // The tasks say a dashboard acknowledged them (contract v1).
+            Action::AckAll {
+                by: Some("dashboard".into()),
+            },
+        )
+        .await
+        {
+            Ok(Done::Count(n)) => Ok(("acknowledged", Value::from(n))),
+            Ok(_) => Err("unexpected answer".to_string()),
+            Err(e) => Err(e.to_string()),
+        },
         other => Err(format!("unknown button `{other}`: ack_all")),
     };
     answer(&Value::String(format!("button:{name}")), result)
 }
 
-/// Carries out one command and returns the answer's payload.
+/// The answer of an action that yields a task.
+fn task_of(r: Result<Done, action::Failure>) -> Result<crate::model::Task, String> {
+    match r {
+        Ok(Done::Task(t)) => Ok(*t),
+        Ok(_) => Err("unexpected answer".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Carries out one command through the one door, as `actor`, and returns the answer's payload.
 pub async fn run(
-    engine: &EngineHandle,
+    ctx: &Ctx,
+    actor: &Actor,
     verb: &str,
     payload: &[u8],
     fresh: bool,
     mask: bool,
 ) -> Vec<u8> {
     if verb == "button" {
-        return button(engine, payload).await;
+        return button(ctx, actor, payload).await;
     }
     let mut fields: Map<String, Value> = match serde_json::from_slice(payload) {
         Ok(Value::Object(m)) => m,
@@ -122,15 +141,22 @@ pub async fn run(
                 _ => return answer(&request_id, Err("a task command needs `task_id`".into())),
             };
             match serde_json::from_value::<TaskAction>(Value::Object(fields)) {
-                Ok(action) => engine
-                    .task_action(&task_id, action)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Ok(action) => task_of(
+                    action::perform(
+                        ctx,
+                        actor,
+                        Action::Task {
+                            id: task_id,
+                            action,
+                        },
+                    )
+                    .await,
+                ),
                 Err(e) => Err(format!("bad task command: {e}")),
             }
         }
         "complaint" => match serde_json::from_value::<ComplaintRequest>(Value::Object(fields)) {
-            Ok(req) => engine.open_complaint(req).await.map_err(|e| e.to_string()),
+            Ok(req) => task_of(action::perform(ctx, actor, Action::OpenComplaint(req)).await),
             Err(e) => Err(format!("bad complaint: {e}")),
         },
         "agent" => {
@@ -148,11 +174,24 @@ pub async fn run(
                 );
                 return answer(&request_id, Err(msg));
             };
-            let r = engine.agent_action(agent, action).await;
+            let r = action::perform(
+                ctx,
+                actor,
+                Action::Agent {
+                    id: agent.clone(),
+                    action,
+                },
+            )
+            .await;
             return answer(
                 &request_id,
-                r.map(|a| ("agent", serde_json::to_value(a).unwrap_or(Value::Null)))
-                    .map_err(|e| e.to_string()),
+                match r {
+                    Ok(Done::Agent(a)) => {
+                        Ok(("agent", serde_json::to_value(a).unwrap_or(Value::Null)))
+                    }
+                    Ok(_) => Err("unexpected answer".into()),
+                    Err(e) => Err(e.to_string()),
+                },
             );
         }
         other => Err(format!(

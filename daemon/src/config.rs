@@ -210,6 +210,14 @@ pub struct Mqtt {
     pub discovery: bool,
     #[serde(default = "default_discovery_prefix")]
     pub discovery_prefix: String,
+    /// The role of commands on `P/cmd/...`: whoever may publish there (the broker's ACL decides) acts with it.
+    /// `viewer` turns commands off.
+    #[serde(default = "default_command_role")]
+    pub command_role: crate::model::Role,
+}
+
+fn default_command_role() -> crate::model::Role {
+    crate::model::Role::Supervisor
 }
 
 fn default_discovery_prefix() -> String {
@@ -246,6 +254,7 @@ impl Mqtt {
             reconnect_max: default_reconnect_max(),
             discovery: true,
             discovery_prefix: default_discovery_prefix(),
+            command_role: default_command_role(),
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,

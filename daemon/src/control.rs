@@ -41,6 +41,9 @@ pub enum Format {
 pub enum Request {
     TokenCreate {
         name: String,
+        /// None (an older CLI): the least powerful role, viewer.
+        #[serde(default)]
+        role: Option<crate::model::Role>,
     },
     Export {
         what: What,
@@ -54,9 +57,7 @@ pub enum Request {
         format: Format,
     },
     /// Sets a new random web password for a user, to be changed at the next login.
-    Passwd {
-        user: String,
-    },
+    Passwd { user: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +88,19 @@ pub fn execute(
 ) -> Result<(), ControlError> {
     let tz = cfg.timezone();
     match req {
-        Request::TokenCreate { name } => {
+        Request::TokenCreate { name, role } => {
             if name.trim().is_empty() {
                 return Err(ControlError::Usage("the token needs a name".into()));
             }
-            let token = crate::auth::create_token(store, name, chrono::Utc::now())?;
+            let role = role.unwrap_or(crate::model::Role::Viewer);
+            let token = crate::auth::create_token(store, name, role, chrono::Utc::now())?;
+            crate::accounts::audit(
+                store,
+                "control",
+                "token",
+                format!("control socket: created `{name}` as {}", role.as_str()),
+                None,
+            );
             writeln!(out, "{token}")?;
         }
         Request::Passwd { user } => {
@@ -461,17 +470,30 @@ mod tests {
         ))
         .unwrap();
         let mut out = Vec::new();
-        run_request(&cfg, &Request::TokenCreate { name: "ha".into() }, &mut out).unwrap();
+        run_request(
+            &cfg,
+            &Request::TokenCreate {
+                name: "ha".into(),
+                role: None,
+            },
+            &mut out,
+        )
+        .unwrap();
         let token = String::from_utf8(out).unwrap();
         assert!(
             token.starts_with("lk_") && token.trim().len() == 51,
             "{token}"
         );
         let store = Store::open(dir.path()).unwrap();
-        assert!(store
+        let rec = store
             .token(&crate::auth::hash_token(token.trim()))
             .unwrap()
-            .is_some());
+            .expect("the token is stored");
+        assert_eq!(
+            rec.role(),
+            crate::model::Role::Viewer,
+            "a new token without --role is a viewer"
+        );
         let mut out = Vec::new();
         let req = Request::Export {
             what: What::Calls,

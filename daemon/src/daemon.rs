@@ -11,16 +11,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Config, Line, Mqtt};
 use crate::engine::{Engine, EngineHandle};
 use crate::metrics::Metrics;
-use crate::modem::link::{serial_opener, ModemLink, Opener};
+use crate::modem::link::{serial_opener, shared, ModemLink, Opener, SharedOpener};
 use crate::mqtt::{LinkState, Uplink};
 use crate::store::{Store, StoreError};
+use crate::supervisor::{Supervised, Supervisor, ENGINE};
 use crate::web::{router, AppState};
 
 /// Events kept in the outbox when no broker is configured (for SSE clients resuming with Last-Event-ID).
@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Told the first web login's password when this start created it.
     pub first_login: Option<oneshot::Sender<String>>,
+    /// The supervisor of the daemon's tasks: a test passes its own to read the health and inject faults.
+    pub supervisor: Option<Supervisor>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +59,7 @@ impl Default for RunOptions {
             ready: None,
             config_path: None,
             first_login: None,
+            supervisor: None,
         }
     }
 }
@@ -92,49 +95,58 @@ struct Parts {
     store: Store,
     handle: EngineHandle,
     metrics: Arc<Metrics>,
-    lines: HashMap<String, (Line, JoinHandle<()>)>,
-    uplink: Option<(Mqtt, JoinHandle<()>, watch::Sender<bool>)>,
+    lines: HashMap<String, (Line, Supervised)>,
+    uplink: Option<(Mqtt, Supervised, watch::Sender<bool>)>,
     mqtt_state: watch::Sender<LinkState>,
     openers: HashMap<String, Opener>,
+    sup: Supervisor,
     /// Tells the web server about a new configuration.
     cfg_tx: Option<watch::Sender<Arc<Config>>>,
 }
 
 impl Parts {
     fn start_line(&mut self, line: &Line) {
-        let opener = self
-            .openers
-            .remove(&line.id)
-            .unwrap_or_else(|| serial_opener(line.device.clone(), line.baud));
-        let link = ModemLink::new(
-            line.clone(),
-            opener,
-            self.handle.clone(),
-            self.metrics.clone(),
+        let opener: SharedOpener = shared(
+            self.openers
+                .remove(&line.id)
+                .unwrap_or_else(|| serial_opener(line.device.clone(), line.baud)),
         );
-        self.lines
-            .insert(line.id.clone(), (line.clone(), tokio::spawn(link.run())));
+        let (l, handle, metrics) = (line.clone(), self.handle.clone(), self.metrics.clone());
+        let task = self.sup.spawn(format!("line:{}", line.id), move || {
+            ModemLink::new(l.clone(), opener.clone(), handle.clone(), metrics.clone()).run()
+        });
+        self.lines.insert(line.id.clone(), (line.clone(), task));
     }
 
     fn start_uplink(&mut self, m: &Mqtt) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let up = Uplink::new(
-            &self.cfg,
+        let (cfg, handle, mqtt, store) = (
+            self.cfg.clone(),
             self.handle.clone(),
             m.clone(),
             self.store.clone(),
-            self.handle.snapshot.clone(),
-            self.metrics.clone(),
-            self.mqtt_state.clone(),
-            stop_rx,
         );
-        self.uplink = Some((m.clone(), tokio::spawn(up.run()), stop_tx));
+        let (metrics, state) = (self.metrics.clone(), self.mqtt_state.clone());
+        let task = self.sup.spawn("mqtt", move || {
+            Uplink::new(
+                &cfg,
+                handle.clone(),
+                mqtt.clone(),
+                store.clone(),
+                handle.snapshot.clone(),
+                metrics.clone(),
+                state.clone(),
+                stop_rx.clone(),
+            )
+            .run()
+        });
+        self.uplink = Some((m.clone(), task, stop_tx));
     }
 
     async fn stop_uplink(&mut self) {
         if let Some((_, task, stop)) = self.uplink.take() {
             let _ = stop.send(true);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+            task.stop_within(std::time::Duration::from_secs(2)).await;
             self.mqtt_state.send_replace(LinkState::Disabled);
         }
     }
@@ -177,11 +189,11 @@ impl Parts {
                     self.lines.insert(id, (l.clone(), task));
                 }
                 Some(_) => {
-                    task.abort();
+                    drop(task);
                     changed.push(format!("line {id}: reopened with the new settings"));
                 }
                 None => {
-                    task.abort();
+                    drop(task);
                     changed.push(format!("line {id}: removed"));
                 }
             }
@@ -254,6 +266,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     let cfg = Arc::new(cfg);
+    let sup = opts.supervisor.take().unwrap_or_default();
     let store = Store::open(&cfg.store.path)?;
     let metrics = Arc::new(Metrics::default());
     let (engine, handle) = Engine::new(
@@ -262,13 +275,44 @@ pub async fn run(
         opts.clock.clone(),
         metrics.clone(),
     )?;
+    let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
     info!(
         site = %cfg.site.id,
         store = %cfg.store.path.display(),
         next_seq = store.next_seq()?,
         "store opened"
     );
-    let engine_task = tokio::spawn(engine.run());
+    // The engine under the supervisor: the first run is the one built above; after a failure a new one is built
+    // from the store on the same queue and outputs (with the configuration of the moment).
+    let engine_task = {
+        let wiring = engine.wiring();
+        let mut first = Some(engine);
+        let (cfg, store, clock, metrics) = (
+            cfg_rx.clone(),
+            store.clone(),
+            opts.clock.clone(),
+            metrics.clone(),
+        );
+        sup.spawn(ENGINE, move || {
+            let engine = first.take().map(Ok).unwrap_or_else(|| {
+                Engine::restart(
+                    cfg.borrow().clone(),
+                    store.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                    wiring.clone(),
+                )
+            });
+            async move {
+                match engine {
+                    Ok(e) => e.run().await,
+                    Err(e) => {
+                        error!(error = %e, "the engine cannot start: the store cannot be read")
+                    }
+                }
+            }
+        })
+    };
     match crate::accounts::ensure_admin(&store, chrono::Utc::now()) {
         Ok(Some(password)) => {
             warn!(
@@ -295,6 +339,7 @@ pub async fn run(
         uplink: None,
         mqtt_state: mqtt_state_tx,
         openers: std::mem::take(&mut opts.openers),
+        sup: sup.clone(),
         cfg_tx: None,
     };
     for line in cfg.lines.clone() {
@@ -303,14 +348,21 @@ pub async fn run(
     if let Some(m) = cfg.mqtt.clone() {
         parts.start_uplink(&m);
     }
-    tokio::spawn(prune_without_mqtt(
-        store.clone(),
-        handle.snapshot.clone(),
-        parts.mqtt_state.subscribe(),
-    ));
+    let prune_task = {
+        let (store, snapshot, mqtt) = (
+            store.clone(),
+            handle.snapshot.clone(),
+            parts.mqtt_state.clone(),
+        );
+        sup.spawn("outbox-prune", move || {
+            prune_without_mqtt(store.clone(), snapshot.clone(), mqtt.subscribe())
+        })
+    };
 
+    // Kept as a std listener, so a restarted web server listens on the same socket.
     let listener = tokio::net::TcpListener::bind(&cfg.web.listen)
         .await
+        .and_then(|l| l.into_std())
         .map_err(|reason| DaemonError::Listen {
             addr: cfg.web.listen.clone(),
             reason,
@@ -326,22 +378,29 @@ pub async fn run(
         let _ = ready.send(addr);
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let (cfg_tx, cfg_rx) = watch::channel(cfg.clone());
     parts.cfg_tx = Some(cfg_tx);
-    let control_task = tokio::spawn({
+    let control_task = {
         let (store, cfg) = (store.clone(), cfg_rx.clone());
-        async move {
-            if let Err(e) = crate::control::serve(store, cfg).await {
-                error!(error = %e, "control socket failed; `token create` and `export` need the daemon stopped");
+        sup.spawn("control", move || {
+            let (store, cfg) = (store.clone(), cfg.clone());
+            async move {
+                if let Err(e) = crate::control::serve(store, cfg).await {
+                    error!(error = %e, "control socket failed; `token create` and `export` need the daemon stopped");
+                }
             }
-        }
-    });
-    let scheduler_task = tokio::spawn(crate::reporting::scheduler(
-        store.clone(),
-        handle.clone(),
-        cfg_rx.clone(),
-        opts.clock.clone(),
-    ));
+        })
+    };
+    let scheduler_task = {
+        let (store, handle, cfg, clock) = (
+            store.clone(),
+            handle.clone(),
+            cfg_rx.clone(),
+            opts.clock.clone(),
+        );
+        sup.spawn("scheduler", move || {
+            crate::reporting::scheduler(store.clone(), handle.clone(), cfg.clone(), clock.clone())
+        })
+    };
     let app = router(AppState {
         cfg: cfg_rx,
         store: store.clone(),
@@ -353,21 +412,32 @@ pub async fn run(
             config_path: opts.config_path.clone(),
             ..Default::default()
         }),
+        tasks: sup.clone(),
     });
-    let (stop_tx, mut web_stop) = watch::channel(false);
-    let web = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = web_stop.wait_for(|s| *s).await;
-    });
-    let web_task = tokio::spawn(async move {
-        if let Err(e) = web.await {
-            error!(error = %e, "web server failed");
+    let (stop_tx, web_stop) = watch::channel(false);
+    let web_task = sup.spawn("http", move || {
+        let (app, mut web_stop) = (app.clone(), web_stop.clone());
+        let listener = listener
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std);
+        async move {
+            let listener = match listener {
+                Ok(l) => l,
+                Err(e) => return error!(error = %e, "the web server cannot use its socket"),
+            };
+            let web = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = web_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = web.await {
+                error!(error = %e, "web server failed");
+            }
         }
     });
-    let hup_task = tokio::spawn(forward_sighup(reload_tx));
+    let hup_task = sup.spawn("sighup", move || forward_sighup(reload_tx.clone()));
 
     tokio::pin!(shutdown);
     loop {
@@ -391,18 +461,19 @@ pub async fn run(
         }
     }
     info!("shutting down");
-    hup_task.abort();
-    scheduler_task.abort();
+    drop(hup_task);
+    drop(scheduler_task);
+    drop(prune_task);
     let _ = stop_tx.send(true);
-    for (_, (_, t)) in parts.lines.drain() {
-        t.abort();
-    }
-    control_task.abort();
+    parts.lines.clear();
+    drop(control_task);
     let _ = std::fs::remove_file(store.path().join(crate::control::SOCKET));
     parts.stop_uplink().await;
     // SSE streams keep the web server open; don't wait long for them.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), web_task).await;
-    engine_task.abort();
+    web_task
+        .stop_within(std::time::Duration::from_secs(2))
+        .await;
+    drop(engine_task);
     if let Err(e) = store.check() {
         warn!(error = %e, "store check at shutdown failed");
     }

@@ -126,7 +126,10 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
             u.must_change = false;
             crate::accounts::put_user(&store, &u)?;
         }
-        (crate::auth::create_token(&store, "demo", now)?, password)
+        (
+            crate::auth::create_token(&store, "demo", crate::model::Role::Admin, now)?,
+            password,
+        )
     };
     // The configuration page edits this file; reloads read it.
     let config_path = dir.path().join("linekeeper.toml");

@@ -354,8 +354,17 @@ pub struct Engine {
     store_error: Option<StoreFailure>,
     /// While the store fails: when to try the held change again, and the wait after that.
     store_retry: Option<(Instant, Duration)>,
-    rx: mpsc::Receiver<Input>,
-    snapshot_tx: watch::Sender<Snapshot>,
+    wiring: Wiring,
+    snapshot_tx: Arc<watch::Sender<Snapshot>>,
+    events_tx: broadcast::Sender<Arc<Event>>,
+}
+
+/// What outlives an engine that failed: its input queue and its outputs, so the handles the rest of the daemon holds
+/// stay valid when the supervisor starts a new engine ([`Engine::restart`]).
+#[derive(Clone)]
+pub struct Wiring {
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Input>>>,
+    snapshot_tx: Arc<watch::Sender<Snapshot>>,
     events_tx: broadcast::Sender<Arc<Event>>,
 }
 
@@ -368,10 +377,38 @@ impl Engine {
         clock: Clock,
         metrics: Arc<Metrics>,
     ) -> Result<(Engine, EngineHandle), StoreError> {
-        let now = clock.now();
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (snapshot_tx, snapshot) = watch::channel(Snapshot::default());
         let (events_tx, _) = broadcast::channel(1024);
+        let wiring = Wiring {
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            snapshot_tx: Arc::new(snapshot_tx),
+            events_tx: events_tx.clone(),
+        };
+        let e = Engine::restart(cfg, store, clock, metrics, wiring)?;
+        let handle = EngineHandle {
+            tx,
+            snapshot,
+            events: events_tx,
+        };
+        Ok((e, handle))
+    }
+
+    /// What a new engine needs to take over this one's handles.
+    pub fn wiring(&self) -> Wiring {
+        self.wiring.clone()
+    }
+
+    /// Builds an engine from the store on the queue and outputs of `wiring` (after the last one failed): as at
+    /// start, calls left open are closed as `interrupted`; inputs that were not yet on disk were never answered.
+    pub fn restart(
+        cfg: Arc<Config>,
+        store: Store,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        wiring: Wiring,
+    ) -> Result<Engine, StoreError> {
+        let now = clock.now();
         let trackers = cfg
             .lines
             .iter()
@@ -426,9 +463,9 @@ impl Engine {
             reports: BTreeMap::new(),
             store_error: None,
             store_retry: None,
-            rx,
-            snapshot_tx,
-            events_tx: events_tx.clone(),
+            snapshot_tx: wiring.snapshot_tx.clone(),
+            events_tx: wiring.events_tx.clone(),
+            wiring,
         };
         for a in e.cfg.agents.clone() {
             let saved: Option<AgentState> = e.store.record(&format!("agent/{}", a.id))?;
@@ -483,12 +520,7 @@ impl Engine {
         e.rebuild_today(now.wall)?;
         e.commit();
         e.publish_snapshot();
-        let handle = EngineHandle {
-            tx,
-            snapshot,
-            events: events_tx,
-        };
-        Ok((e, handle))
+        Ok(e)
     }
 
     /// Adds an open task to the counts, the number index and the timers.
@@ -601,16 +633,18 @@ impl Engine {
     }
 
     pub async fn run(mut self) {
+        // Held while this engine runs; a failed engine's guard is dropped with it, and the next one takes over.
+        let mut rx = self.wiring.rx.clone().lock_owned().await;
         loop {
             let wake = self.next_wakeup(self.clock.now());
             tokio::select! {
-                msg = self.rx.recv() => {
+                msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.apply(msg);
                     // Group commit: take what queued up meanwhile, then flush once.
                     let mut n = 1;
                     while n < MAX_BATCH {
-                        match self.rx.try_recv() {
+                        match rx.try_recv() {
                             Ok(m) => { self.apply(m); n += 1; }
                             Err(_) => break,
                         }

@@ -2,6 +2,7 @@
 //! call log and callback tasks in the store and publishes events to MQTT and to the web API.
 
 pub mod accounts;
+pub mod action;
 pub mod auth;
 pub mod calendar;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod query;
 pub mod report;
 pub mod reporting;
 pub mod store;
+pub mod supervisor;
 pub mod tasks;
 pub mod tracker;
 pub mod ui;

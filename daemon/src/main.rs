@@ -96,11 +96,34 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Viewer,
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl From<RoleArg> for linekeeper::model::Role {
+    fn from(r: RoleArg) -> Self {
+        use linekeeper::model::Role;
+        match r {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Agent => Role::Agent,
+            RoleArg::Supervisor => Role::Supervisor,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum TokenAction {
     /// Create an API token; prints only the token.
     Create {
         name: String,
+        /// What the token may do: viewer (reads only), agent, supervisor or admin.
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -222,8 +245,14 @@ fn main() -> ExitCode {
             )
         }
         Command::Token {
-            action: TokenAction::Create { name, config },
-        } => control_command(&config, &Request::TokenCreate { name }),
+            action: TokenAction::Create { name, role, config },
+        } => control_command(
+            &config,
+            &Request::TokenCreate {
+                name,
+                role: Some(role.into()),
+            },
+        ),
         Command::Passwd { user, config } => control_command(&config, &Request::Passwd { user }),
         Command::Report {
             kind,

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub mqtt_connected: AtomicU64,
     pub mqtt_connects: AtomicU64,
     pub mqtt_refused: AtomicU64,
+    pub mqtt_commands_shed: AtomicU64,
     pub serial_bytes: AtomicU64,
     pub serial_lines: AtomicU64,
     pub serial_overlong: AtomicU64,
@@ -97,6 +98,11 @@ impl Metrics {
             "linekeeper_mqtt_refused_total",
             "Publishes the broker refused (its ACL).",
             &self.mqtt_refused,
+        );
+        counter(
+            "linekeeper_mqtt_commands_shed_total",
+            "MQTT commands dropped because the command queue was full.",
+            &self.mqtt_commands_shed,
         );
         counter(
             "linekeeper_serial_bytes_total",

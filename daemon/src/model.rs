@@ -458,6 +458,34 @@ pub fn rfc3339_local(t: Time, tz: chrono_tz::Tz) -> DateTime<FixedOffset> {
     local.with_timezone(&local.offset().fix())
 }
 
+/// Who may do what, lowest first: a viewer reads; an agent works calls and tasks; a supervisor manages tasks, the
+/// directory and reports; an admin configures the box, its users and tokens. Web users and API tokens both have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Agent, Role::Supervisor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

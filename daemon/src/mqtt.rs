@@ -34,6 +34,17 @@ pub const WINDOW: usize = 64;
 pub const KEEP_ACKED: u64 = 1000;
 /// Acknowledged events between two outbox prunes.
 const PRUNE_EVERY: u64 = 256;
+/// MQTT commands waiting to be carried out; more are shed.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// Aborts a task when dropped: a helper task that must not outlive its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The uplink's state, for /healthz and the status page.
@@ -219,8 +230,32 @@ impl Uplink {
             Err(e) => return Ended::Lost(e),
         };
         let (client, mut el) = AsyncClient::new(opts, WINDOW * 2 + 64);
-        // Command answers come back from the engine through this channel and are published by this loop.
+        // Commands wait in one bounded queue and are carried out one at a time by one worker (the engine takes them
+        // one at a time anyway): a flood is shed with a count, never grows memory. Their answers come back through
+        // `answers` and are published by this loop.
         let (answers_tx, mut answers) = mpsc::channel::<(String, Vec<u8>)>(64);
+        let (commands, mut queued) = mpsc::channel::<(String, Vec<u8>, bool)>(COMMAND_QUEUE);
+        let ctx = crate::action::Ctx {
+            engine: self.engine.clone(),
+            store: self.store.clone(),
+            reloader: None,
+        };
+        let actor =
+            crate::action::Actor::new(crate::action::Door::Mqtt, "mqtt", self.mqtt.command_role);
+        let (topic, mask) = (
+            format!("{}/cmd/result", self.prefix),
+            self.mqtt.mask_numbers,
+        );
+        let worker = tokio::spawn(async move {
+            while let Some((verb, payload, fresh)) = queued.recv().await {
+                let answer = crate::command::run(&ctx, &actor, &verb, &payload, fresh, mask).await;
+                if answers_tx.send((topic.clone(), answer)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // The worker ends with the connection.
+        let _worker = AbortOnDrop(worker);
         let mut s = Session {
             client,
             prefix: self.prefix.clone(),
@@ -307,15 +342,14 @@ impl Uplink {
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) if !p.topic.ends_with(b"/cmd/result") => {
                         let topic = String::from_utf8_lossy(&p.topic).into_owned();
                         let verb = topic.strip_prefix(&format!("{}/cmd/", s.prefix)).unwrap_or("").to_string();
-                        let engine = self.engine.clone();
-                        let tx = answers_tx.clone();
-                        let topic = format!("{}/cmd/result", s.prefix);
                         let fresh = self.recent.fresh(&p.payload);
-                        let mask = s.mask;
-                        tokio::spawn(async move {
-                            let answer = crate::command::run(&engine, &verb, &p.payload, fresh, mask).await;
-                            let _ = tx.send((topic, answer)).await;
-                        });
+                        if commands.try_send((verb, p.payload.to_vec(), fresh)).is_err() {
+                            let shed = self.metrics.mqtt_commands_shed.fetch_add(1, Relaxed) + 1;
+                            // One line per power of two, so a flood does not flood the log too.
+                            if shed.is_power_of_two() {
+                                warn!(shed, queue = COMMAND_QUEUE, "MQTT commands arrive faster than they can be carried out: shedding them (no answer is sent for a shed command)");
+                            }
+                        }
                     }
                     Ok(other) => debug!(event = ?other, "mqtt"),
                     Err(e) => return Ended::Lost(e.to_string()),

@@ -103,6 +103,16 @@ impl Change {
 pub struct TokenRecord {
     pub name: String,
     pub created_at: Time,
+    /// What the token may do. Tokens made before roles existed have none and act as admin (so nothing that worked
+    /// stops working); the diagnostics page lists them for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::model::Role>,
+}
+
+impl TokenRecord {
+    pub fn role(&self) -> crate::model::Role {
+        self.role.unwrap_or(crate::model::Role::Admin)
+    }
 }
 
 type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;

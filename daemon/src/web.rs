@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
+use crate::action::{self, Action, ActionKind, Actor, Done, Door, Failure};
 use crate::auth;
 use crate::config::Config;
 use crate::daemon::Reloader;
@@ -41,12 +42,15 @@ pub struct AppState {
     pub reloader: Reloader,
     /// Web page sessions, login lockout, the configuration file it edits.
     pub ui: Arc<crate::ui::UiState>,
+    /// The daemon's tasks and their health.
+    pub tasks: crate::supervisor::Supervisor,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::ui::routes())
         .route("/healthz", get(healthz))
+        .route("/api/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/calls", get(calls))
         .route("/api/tasks", get(tasks))
@@ -78,17 +82,44 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
-/// A request that carried a valid API token.
-pub struct Authorized {
-    /// Who: `token NAME` or `user NAME` (a web session), for the audit log.
-    pub who: String,
-}
+/// A request that carried a valid API token (or a signed-in browser's session): who is asking, with their role.
+pub struct Authorized(pub Actor);
 
 impl Authorized {
-    /// Writes a change made through the API to the audit log.
-    pub fn audit(&self, s: &AppState, action: &str, detail: impl Into<String>) {
-        let detail = format!("API: {}", detail.into());
-        crate::accounts::audit(&s.store, &self.who, action, detail, None);
+    /// Checks the role for a read (`authorize`); the refusal is the 403 answer.
+    #[allow(clippy::result_large_err)]
+    pub fn may(&self, s: &AppState, kind: ActionKind) -> Result<(), Response> {
+        action::authorize(&s.store, &self.0, kind).map_err(|e| failure(e.into()))
+    }
+
+    /// Carries out a change through the one door.
+    pub async fn perform(&self, s: &AppState, a: Action) -> Result<Done, Response> {
+        action::perform(&s.ctx(), &self.0, a).await.map_err(failure)
+    }
+}
+
+impl AppState {
+    /// What the one door needs.
+    pub fn ctx(&self) -> action::Ctx {
+        action::Ctx {
+            engine: self.engine.clone(),
+            store: self.store.clone(),
+            reloader: Some(self.reloader.clone()),
+        }
+    }
+}
+
+/// The HTTP answer to a failed action: 403 for a role too low, 400 with every problem for a configuration that was
+/// not applied, the engine's error otherwise.
+pub fn failure(e: Failure) -> Response {
+    match e {
+        Failure::Forbidden(f) => error(StatusCode::FORBIDDEN, f.to_string()),
+        Failure::Failed(e) => error(action_error_status(&e), e.to_string()),
+        Failure::Config(problems) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": "the configuration was not applied; the running one stays", "problems": problems })),
+        )
+            .into_response(),
     }
 }
 
@@ -123,11 +154,13 @@ impl FromRequestParts<AppState> for Authorized {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match token_name(&parts.headers, state) {
-            Ok(Some(name)) => {
-                return Ok(Authorized {
-                    who: format!("token {name}"),
-                })
+        match token_of(&parts.headers, state) {
+            Ok(Some(t)) => {
+                return Ok(Authorized(Actor::new(
+                    Door::Api,
+                    format!("token {}", t.name),
+                    t.role(),
+                )))
             }
             Ok(None) => {}
             Err(e) => return Err(Unauthorized(Some(e))),
@@ -146,9 +179,11 @@ impl FromRequestParts<AppState> for Authorized {
                 == Some(session.csrf.as_str());
             if !session.must_change && (safe || (csrf_ok && crate::ui::same_origin(&parts.headers)))
             {
-                return Ok(Authorized {
-                    who: format!("user {}", session.user),
-                });
+                return Ok(Authorized(Actor::new(
+                    Door::Api,
+                    format!("user {}", session.user),
+                    session.role,
+                )));
             }
         }
         inc(&state.metrics.http_unauthorized);
@@ -157,10 +192,12 @@ impl FromRequestParts<AppState> for Authorized {
 }
 
 fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unauthorized> {
-    match token_name(headers, state) {
-        Ok(Some(name)) => Ok(Authorized {
-            who: format!("token {name}"),
-        }),
+    match token_of(headers, state) {
+        Ok(Some(t)) => Ok(Authorized(Actor::new(
+            Door::Api,
+            format!("token {}", t.name),
+            t.role(),
+        ))),
         Ok(None) => {
             inc(&state.metrics.http_unauthorized);
             Err(Unauthorized(None))
@@ -169,8 +206,11 @@ fn check_token(headers: &HeaderMap, state: &AppState) -> Result<Authorized, Unau
     }
 }
 
-/// The name of the valid API token the request carries; an error when the store cannot say.
-fn token_name(headers: &HeaderMap, state: &AppState) -> Result<Option<String>, String> {
+/// The valid API token the request carries; an error when the store cannot say.
+fn token_of(
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<Option<crate::store::TokenRecord>, String> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -182,18 +222,49 @@ fn token_name(headers: &HeaderMap, state: &AppState) -> Result<Option<String>, S
         Some(t) if !t.is_empty() => state
             .store
             .token(&auth::hash_token(t))
-            .map(|r| r.map(|r| r.name))
             .map_err(|e| e.to_string()),
         _ => Ok(None),
     }
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
+    let (code, body) = health(&s).await;
+    (code, Json(body)).into_response()
+}
+
+/// `GET /api/status`: what `/healthz` says, for a token or a signed-in user.
+async fn status(who: Authorized, State(s): State<AppState>) -> Response {
+    if let Err(r) = who.may(&s, ActionKind::Read) {
+        return r;
+    }
+    let (_, body) = health(&s).await;
+    Json(body).into_response()
+}
+
+/// The box's health: 503 while the store cannot make changes durable or the engine is not running; "degraded"
+/// also while a supervised task restarts or failed in the last minutes.
+async fn health(s: &AppState) -> (StatusCode, serde_json::Value) {
     let snap = s.engine.snapshot.borrow().clone();
-    let read = s.store.check();
+    let read = {
+        let store = s.store.clone();
+        tokio::task::spawn_blocking(move || store.check())
+            .await
+            .unwrap_or_else(|e| Err(crate::store::StoreError::Read(e.to_string())))
+    };
     let store_ok = snap.store_ok() && read.is_ok();
-    // The engine task ended (a panic): no call is recorded any more, whatever the last snapshot says.
-    let engine_ok = s.engine.is_running();
+    // The engine is restarting after a failure, or its task ended: no call is recorded meanwhile.
+    let engine_ok = s.engine.is_running() && s.tasks.engine_running();
+    let now = chrono::Utc::now();
+    let tasks = s.tasks.health();
+    let tasks_ok = tasks.values().all(|h| !h.degraded(now));
+    let engine = match tasks.get(crate::supervisor::ENGINE) {
+        _ if !s.engine.is_running() => "error: the engine stopped; calls are not being recorded: restart linekeeper and report its log".to_string(),
+        Some(h) if !engine_ok => format!(
+            "error: the engine failed ({}) and is being restarted; calls are not recorded until it runs; report the log",
+            h.last_failure.as_deref().unwrap_or("?")
+        ),
+        _ => "ok".to_string(),
+    };
     let lines: Vec<_> = snap
         .lines
         .iter()
@@ -223,8 +294,9 @@ async fn healthz(State(s): State<AppState>) -> Response {
         (None, Ok(())) => json!("error: writes are failing; check free disk space"),
     };
     let body = json!({
-        "status": if store_ok && engine_ok { "ok" } else { "degraded" },
-        "engine": if engine_ok { "ok" } else { "error: the engine stopped; calls are not being recorded: restart linekeeper and report its log" },
+        "status": if store_ok && engine_ok && tasks_ok { "ok" } else { "degraded" },
+        "engine": engine,
+        "tasks": tasks,
         "site": s.cfg.borrow().site.id.clone(),
         "version": env!("CARGO_PKG_VERSION"),
         "lines": lines,
@@ -237,7 +309,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(body)).into_response()
+    (code, body)
 }
 
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -329,18 +401,19 @@ async fn calls(_: Authorized, State(s): State<AppState>, Query(q): Query<CallsQu
     let lo = from.map(id_floor).unwrap_or_default();
     let hi = to.map(id_floor).unwrap_or_else(|| "~".into());
     let number = q.number.filter(|n| !n.is_empty());
-    let r = s
-        .store
-        .calls_newest_first(&lo, &hi, limit, |c| match &number {
+    let r = blocking(&s, move |st| {
+        st.calls_newest_first(&lo, &hi, limit, |c| match &number {
             Some(n) => c
                 .number
                 .as_deref()
                 .is_some_and(|cn| cn.contains(n.as_str())),
             None => true,
-        });
+        })
+    })
+    .await;
     match r {
         Ok(v) => Json(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
 }
 
@@ -364,12 +437,13 @@ async fn tasks(_: Authorized, State(s): State<AppState>, Query(q): Query<TasksQu
         }
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    match s
-        .store
-        .tasks_newest_first(limit, |t| want.is_none_or(|w| t.state == w))
+    match blocking(&s, move |st| {
+        st.tasks_newest_first(limit, |t| want.is_none_or(|w| t.state == w))
+    })
+    .await
     {
         Ok(v) => Json::<Vec<Task>>(v).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
 }
 
@@ -387,13 +461,6 @@ pub fn action_error_status(e: &ActionError) -> StatusCode {
         ActionError::NotOpen { .. } => StatusCode::CONFLICT,
         ActionError::WrongKind { .. } | ActionError::Invalid(_) => StatusCode::BAD_REQUEST,
         ActionError::Store(_) | ActionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-    }
-}
-
-fn task_result(r: Result<Task, ActionError>) -> Response {
-    match r {
-        Ok(t) => Json(t).into_response(),
-        Err(e) => error(action_error_status(&e), e.to_string()),
     }
 }
 
@@ -434,12 +501,16 @@ async fn task_action(
             })
         }
     };
-    let name = action.name();
-    let r = s.engine.task_action(&id, action).await;
-    if r.is_ok() {
-        who.audit(&s, "task", format!("{name} {id}"));
+    task_done(who.perform(&s, Action::Task { id, action }).await)
+}
+
+/// The answer to an action that yields a task.
+fn task_done(r: Result<Done, Response>) -> Response {
+    match r {
+        Ok(Done::Task(t)) => Json(t).into_response(),
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
+        Err(r) => r,
     }
-    task_result(r)
 }
 
 /// `POST /api/complaints`: opens a complaint from a call (`call_id`) or by hand (`number`, `name`, `note`).
@@ -449,29 +520,19 @@ async fn complaint(
     body: axum::body::Bytes,
 ) -> Response {
     match serde_json::from_slice::<ComplaintRequest>(&body) {
-        Ok(req) => {
-            let r = s.engine.open_complaint(req).await;
-            if let Ok(t) = &r {
-                who.audit(&s, "task", format!("complaint {} opened", t.id));
-            }
-            task_result(r)
-        }
+        Ok(req) => task_done(who.perform(&s, Action::OpenComplaint(req)).await),
         Err(e) => error(StatusCode::BAD_REQUEST, format!("bad complaint: {e}")),
     }
 }
 
 /// Re-reads the configuration file: 200 with what changed, or 400 with every problem (the old one stays).
 async fn reload(who: Authorized, State(s): State<AppState>) -> Response {
-    match s.reloader.reload().await {
-        Ok(changed) => {
-            who.audit(&s, "config", format!("reloaded: {}", changed.join("; ")));
+    match who.perform(&s, Action::ReloadConfig).await {
+        Ok(Done::Changed(changed)) => {
             Json(json!({ "status": "applied", "changed": changed })).into_response()
         }
-        Err(problems) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "the configuration was not applied; the running one stays", "problems": problems })),
-        )
-            .into_response(),
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
+        Err(r) => r,
     }
 }
 
@@ -481,20 +542,40 @@ struct CustomersQuery {
     limit: Option<usize>,
 }
 
-pub(crate) fn all_customers(s: &AppState) -> Result<Vec<Customer>, crate::store::StoreError> {
-    s.store
+pub(crate) fn all_customers_in(store: &Store) -> Result<Vec<Customer>, crate::store::StoreError> {
+    store
         .records_with_prefix::<Customer>("customer/")
         .map(|v| v.into_iter().map(|(_, c)| c).collect())
 }
 
+/// Runs a store read on the blocking threads, so a long scan never holds up the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the store read failed: {e}"),
+        )),
+    }
+}
+
+/// `GET /api/customers?q=&limit=`: the directory (or the matches of `q`) is an export of customer data.
 async fn customers(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Query(q): Query<CustomersQuery>,
 ) -> Response {
-    let all = match all_customers(&s) {
+    if let Err(r) = who.may(&s, ActionKind::ExportData) {
+        return r;
+    }
+    let all = match blocking(&s, all_customers_in).await {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => return r,
     };
     let needle = q.q.unwrap_or_default();
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
@@ -525,10 +606,13 @@ fn stored_customer(s: &AppState, number: &str) -> Result<Customer, (StatusCode, 
 }
 
 async fn customer(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path(number): Path<String>,
 ) -> Response {
+    if let Err(r) = who.may(&s, ActionKind::LookupCustomer) {
+        return r;
+    }
     match stored_customer(&s, &number) {
         Ok(c) => Json(c).into_response(),
         Err((status, msg)) => error(status, msg),
@@ -560,12 +644,9 @@ async fn customer_put(
         Ok(c) => c,
         Err(problems) => return error(StatusCode::BAD_REQUEST, problems.join("; ")),
     };
-    match s.engine.customers(vec![c.clone()], vec![]).await {
-        Ok(_) => {
-            who.audit(&s, "customer", format!("saved {}", c.number));
-            Json(c).into_response()
-        }
-        Err(e) => error(action_error_status(&e), e.to_string()),
+    match who.perform(&s, Action::SaveCustomer(c.clone())).await {
+        Ok(_) => Json(c).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -574,16 +655,16 @@ async fn customer_delete(
     State(s): State<AppState>,
     Path(number): Path<String>,
 ) -> Response {
+    if let Err(r) = who.may(&s, ActionKind::EditDirectory) {
+        return r;
+    }
     let c = match stored_customer(&s, &number) {
         Ok(c) => c,
         Err((status, msg)) => return error(status, msg),
     };
-    match s.engine.customers(vec![], vec![c.number.clone()]).await {
-        Ok(_) => {
-            who.audit(&s, "customer", format!("deleted {}", c.number));
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => error(action_error_status(&e), e.to_string()),
+    match who.perform(&s, Action::DeleteCustomer(c.number)).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
     }
 }
 
@@ -600,26 +681,26 @@ async fn customers_import(
         .map(|e| json!({ "line": e.line, "message": e.message }))
         .collect();
     let n = good.len();
-    match s.engine.customers(good, vec![]).await {
-        Ok(_) => {
-            who.audit(
-                &s,
-                "customer",
-                format!("imported {n} from CSV, {} rows refused", rejected.len()),
-            );
-            Json(json!({ "imported": n, "errors": rejected })).into_response()
-        }
-        Err(e) => error(action_error_status(&e), e.to_string()),
+    let refused = rejected.len();
+    match who
+        .perform(&s, Action::ImportCustomers { good, refused })
+        .await
+    {
+        Ok(_) => Json(json!({ "imported": n, "errors": rejected })).into_response(),
+        Err(r) => r,
     }
 }
 
 async fn customers_export(who: Authorized, State(s): State<AppState>) -> Response {
-    match all_customers(&s) {
+    if let Err(r) = who.may(&s, ActionKind::ExportData) {
+        return r;
+    }
+    match blocking(&s, all_customers_in).await {
         Ok(all) => {
-            who.audit(&s, "export", "customer directory CSV");
+            who.0.audit(&s.store, "export", "customer directory CSV");
             csv_download("customers.csv", directory::to_csv(&all))
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
     }
 }
 
@@ -683,6 +764,9 @@ async fn report_get(
     Path(kind): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Response {
+    if let Err(r) = who.may(&s, ActionKind::ReadReports) {
+        return r;
+    }
     let Ok(kind) = serde_json::from_value::<ReportKind>(serde_json::Value::String(kind.clone()))
     else {
         return error(
@@ -718,8 +802,8 @@ async fn report_get(
         if partial { "true" } else { "false" },
     )];
     if csv {
-        who.audit(
-            &s,
+        who.0.audit(
+            &s.store,
             "export",
             format!("report {} {} CSV", kind.as_str(), r.label),
         );
@@ -735,7 +819,7 @@ async fn agents(_: Authorized, State(s): State<AppState>) -> Response {
 
 /// `POST /api/agents/{id}/{sign_in|sign_out|available|away}`.
 async fn agent_action(
-    _: Authorized,
+    who: Authorized,
     State(s): State<AppState>,
     Path((id, action)): Path<(String, String)>,
 ) -> Response {
@@ -745,9 +829,10 @@ async fn agent_action(
             format!("`{action}` is not an agent action: sign_in, sign_out, available or away"),
         );
     };
-    match s.engine.agent_action(&id, action).await {
-        Ok(a) => Json(a).into_response(),
-        Err(e) => error(action_error_status(&e), e.to_string()),
+    match who.perform(&s, Action::Agent { id, action }).await {
+        Ok(Done::Agent(a)) => Json(a).into_response(),
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
+        Err(r) => r,
     }
 }
 
@@ -763,9 +848,8 @@ async fn events(_: Authorized, State(s): State<AppState>, headers: HeaderMap) ->
     // Subscribed first, then the outbox read: an event committed meanwhile is in the outbox, the broadcast or
     // both, and the stream drops the second copy by `seq`.
     let backlog: VecDeque<Event> = match resume {
-        Some(after) => s
-            .store
-            .events_from(after + 1, 10_000)
+        Some(after) => blocking(&s, move |st| st.events_from(after + 1, 10_000))
+            .await
             .map(VecDeque::from)
             .unwrap_or_default(),
         None => VecDeque::new(),
@@ -833,6 +917,7 @@ mod tests {
     struct Rig {
         app: Router,
         token: String,
+        _engine: crate::supervisor::Supervised,
         _dir: tempfile::TempDir,
     }
 
@@ -851,15 +936,34 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (engine, handle) =
             Engine::new(cfg.clone(), store.clone(), Clock::System, metrics.clone()).unwrap();
-        if engine_runs {
-            tokio::spawn(engine.run());
-        } else {
-            tokio::spawn(async move {
-                let _engine = engine;
-                panic!("an injected engine panic");
+        // The engine under a supervisor, as in the daemon: a failed one is rebuilt on the same handle.
+        let tasks = crate::supervisor::Supervisor::new();
+        let wiring = engine.wiring();
+        let mut first = Some(engine);
+        let (c, st, m) = (cfg.clone(), store.clone(), metrics.clone());
+        let engine_task = tasks.spawn(crate::supervisor::ENGINE, move || {
+            let e = first.take().unwrap_or_else(|| {
+                Engine::restart(
+                    c.clone(),
+                    st.clone(),
+                    Clock::System,
+                    m.clone(),
+                    wiring.clone(),
+                )
+                .unwrap()
             });
+            e.run()
+        });
+        if !engine_runs {
+            tasks.faults().inject(crate::supervisor::ENGINE);
         }
-        let token = auth::create_token(&store, "test", chrono::Utc::now()).unwrap();
+        let token = auth::create_token(
+            &store,
+            "test",
+            crate::model::Role::Admin,
+            chrono::Utc::now(),
+        )
+        .unwrap();
         let (_tx, mqtt) = watch::channel(LinkState::Disabled);
         let (never, _) = tokio::sync::mpsc::channel(1);
         let app = router(AppState {
@@ -870,10 +974,12 @@ mod tests {
             metrics,
             mqtt,
             ui: Arc::new(crate::ui::UiState::default()),
+            tasks,
         });
         Rig {
             app,
             token,
+            _engine: engine_task,
             _dir: dir,
         }
     }
@@ -915,9 +1021,9 @@ mod tests {
         assert_eq!(body, serde_json::json!([]));
     }
 
-    /// If the engine task dies, no call is recorded any more: /healthz must not stay green.
+    /// While the engine is down, no call is recorded: /healthz must not stay green; the supervisor brings it back.
     #[tokio::test]
-    async fn healthz_is_degraded_when_the_engine_task_died() {
+    async fn healthz_is_503_while_the_engine_restarts_after_a_panic() {
         let r = rig_with(false);
         let mut tries = 0;
         let (s, body) = loop {
@@ -926,8 +1032,8 @@ mod tests {
                 break (s, body);
             }
             tries += 1;
-            // the panicking task has not run yet
-            tokio::task::yield_now().await;
+            // the injected fault has not fired yet
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         };
         assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["status"], "degraded");
@@ -935,14 +1041,42 @@ mod tests {
             body["engine"]
                 .as_str()
                 .unwrap()
-                .contains("the engine stopped"),
+                .contains("fault injected into engine"),
             "{body}"
         );
+        assert_eq!(body["tasks"]["engine"]["state"], "restarting", "{body}");
+        // The supervisor starts a new engine after a second; the box works again and says what happened.
+        let mut waited = 0;
+        let (s, body) = loop {
+            let (s, body) = send(&r.app, get("/healthz", None)).await;
+            if s == StatusCode::OK || waited > 30_000 {
+                break (s, body);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            waited += 50;
+        };
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["engine"], "ok");
+        assert_eq!(body["status"], "degraded", "a recent failure shows: {body}");
+        assert_eq!(body["tasks"]["engine"]["restarts"], 1, "{body}");
+        let (s, t) = send(
+            &r.app,
+            post("/api/complaints", &r.token, r#"{"number":"13900001111"}"#),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "the new engine takes actions: {t}");
+        let (s, status) = send(&r.app, get("/api/status", Some(&r.token))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(status["tasks"], body["tasks"]);
         let r = rig();
         let (s, body) = send(&r.app, get("/healthz", None)).await;
         assert_eq!(
-            (s, &body["engine"]),
-            (StatusCode::OK, &serde_json::json!("ok"))
+            (s, &body["engine"], &body["status"]),
+            (
+                StatusCode::OK,
+                &serde_json::json!("ok"),
+                &serde_json::json!("ok")
+            )
         );
     }
 

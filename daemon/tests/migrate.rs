@@ -117,7 +117,13 @@ fn a_store_written_by_linekeeper_0_1_is_migrated_once_and_reads_the_same() {
     }
     // The second start opens the redb store and does not migrate again: a change made after the migration stays.
     let s = Store::open(&path).unwrap();
-    let token = linekeeper::auth::create_token(&s, "after", chrono::Utc::now()).unwrap();
+    let token = linekeeper::auth::create_token(
+        &s,
+        "after",
+        linekeeper::model::Role::Admin,
+        chrono::Utc::now(),
+    )
+    .unwrap();
     drop(s);
     let s = Store::open(&path).unwrap();
     assert!(s

@@ -925,9 +925,14 @@ impl Daemon {
         linekeeper_cli(&all)
     }
 
-    /// `linekeeper token create NAME --config PATH`: the token (stdout, trimmed).
+    /// `linekeeper token create NAME --role admin --config PATH`: the token (stdout, trimmed).
     pub fn token(&self, name: &str) -> String {
-        let out = self.cli(&["token", "create", name]);
+        self.token_with_role(name, "admin")
+    }
+
+    /// `linekeeper token create NAME --role ROLE --config PATH`: the token (stdout, trimmed).
+    pub fn token_with_role(&self, name: &str, role: &str) -> String {
+        let out = self.cli(&["token", "create", name, "--role", role]);
         assert_eq!(
             out.code,
             Some(0),

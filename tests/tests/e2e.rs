@@ -982,6 +982,51 @@ async fn api_requires_a_valid_token() {
     );
 }
 
+/// `linekeeper token create NAME` makes a viewer: it reads, and every change it tries is 403 with an audit entry; a
+/// token made `--role agent` works tasks but may not reload the configuration or export the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_roles_limit_what_the_api_does() {
+    let env = Env::start(DaemonOptions::default()).await;
+    let out = env.daemon.cli(&["token", "create", "wallboard"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let viewer = format!("Bearer {}", out.stdout.trim());
+    let agent = format!("Bearer {}", env.daemon.token_with_role("desk", "agent"));
+    let admin = format!("Bearer {}", env.daemon.token("admin"));
+    let calls = env.daemon.get_with("/api/calls", Some(&viewer));
+    assert_eq!(calls.status, 200, "a viewer reads calls: {}", calls.body);
+    let complaint = json!({"number": "13900001111", "note": "broken"});
+    let refused = env
+        .daemon
+        .post_json_with("/api/complaints", Some(&viewer), &complaint);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("forbidden") && refused.body.contains("viewer"),
+        "the refusal says why: {}",
+        refused.body
+    );
+    let opened = env
+        .daemon
+        .post_json_with("/api/complaints", Some(&agent), &complaint);
+    assert_eq!(
+        opened.status, 200,
+        "an agent opens a complaint: {}",
+        opened.body
+    );
+    for (method, path) in [("POST", "/api/reload"), ("GET", "/api/customers/export")] {
+        let resp = if method == "POST" {
+            env.daemon.post_json_with(path, Some(&agent), &json!({}))
+        } else {
+            env.daemon.get_with(path, Some(&agent))
+        };
+        assert_eq!(resp.status, 403, "an agent: {method} {path}: {}", resp.body);
+    }
+    let export = env.daemon.get_with("/api/customers/export", Some(&admin));
+    assert_eq!(export.status, 200, "{}", export.body);
+    let bad = env.daemon.cli(&["token", "create", "x", "--role", "owner"]);
+    assert_ne!(bad.code, Some(0), "an unknown role is refused: {bad}");
+    assert!(bad.stderr.contains("viewer"), "it names the roles: {bad}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retained_state_and_health() {
     let env = Env::start(DaemonOptions::default()).await;

@@ -32,6 +32,12 @@ pub type BoxPort = Box<dyn Port>;
 pub type OpenFuture = Pin<Box<dyn Future<Output = io::Result<BoxPort>> + Send>>;
 /// Opens the line's device; called again for every reconnect.
 pub type Opener = Box<dyn FnMut() -> OpenFuture + Send>;
+/// An opener shared by the runs of one line (the supervisor starts a new link with it after a failure).
+pub type SharedOpener = Arc<std::sync::Mutex<Opener>>;
+
+pub fn shared(open: Opener) -> SharedOpener {
+    Arc::new(std::sync::Mutex::new(open))
+}
 
 /// Opens a serial device (a `/dev/tty*` path, a `/dev/serial/by-id/...` link or a pty) with tokio-serial.
 pub fn serial_opener(device: String, baud: u32) -> Opener {
@@ -50,7 +56,7 @@ pub fn serial_opener(device: String, baud: u32) -> Opener {
 
 pub struct ModemLink {
     line: Line,
-    open: Opener,
+    open: SharedOpener,
     engine: EngineHandle,
     metrics: Arc<Metrics>,
 }
@@ -62,7 +68,12 @@ enum Ended {
 }
 
 impl ModemLink {
-    pub fn new(line: Line, open: Opener, engine: EngineHandle, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        line: Line,
+        open: SharedOpener,
+        engine: EngineHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         ModemLink {
             line,
             open,
@@ -76,7 +87,8 @@ impl ModemLink {
         let mut backoff = FIRST_BACKOFF;
         loop {
             inc(&self.metrics.serial_reopens);
-            let reason = match (self.open)().await {
+            let opening = (self.open.lock().unwrap_or_else(|p| p.into_inner()))();
+            let reason = match opening.await {
                 Err(e) => format!("cannot open {}: {e}", self.line.device),
                 Ok(port) => {
                     info!(line = %id, device = %self.line.device, "serial device opened");

@@ -153,9 +153,22 @@ fn tokens_round_trip() {
         &TokenRecord {
             name: "ha".into(),
             created_at: Utc::now(),
+            role: Some(crate::model::Role::Agent),
         },
     )
     .unwrap();
-    assert_eq!(s.token("abc").unwrap().unwrap().name, "ha");
+    let t = s.token("abc").unwrap().unwrap();
+    assert_eq!(
+        (t.name.as_str(), t.role()),
+        ("ha", crate::model::Role::Agent)
+    );
     assert!(s.token("abd").unwrap().is_none());
+    // A token stored before roles existed reads as admin, flagged by its missing role.
+    s.put_raw(
+        "tokens",
+        b"old",
+        br#"{"name":"old","created_at":"2026-11-01T00:00:00Z"}"#,
+    );
+    let old = s.token("old").unwrap().unwrap();
+    assert_eq!((old.role, old.role()), (None, crate::model::Role::Admin));
 }

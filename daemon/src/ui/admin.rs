@@ -19,6 +19,7 @@ use toml_edit::{value, Array, DocumentMut, Item, Table};
 use super::i18n::{self, Msg};
 use super::{field, fill, see_other, status, Flash, FormMap, Page, PostForm};
 use crate::accounts::{self, Role, User};
+use crate::action::ActionKind;
 use crate::config::Config;
 use crate::web::AppState;
 
@@ -204,7 +205,7 @@ fn field_label(page: &Page, key: &str) -> String {
 }
 
 async fn config_index(State(s): State<AppState>, page: Page) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Configure) {
         return r;
     }
     let body = html! {
@@ -369,7 +370,7 @@ async fn config_page(
     Path(id): Path<String>,
     Query(q): Query<SavedQuery>,
 ) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Configure) {
         return r;
     }
     let Some(sec) = section(&id) else {
@@ -515,7 +516,7 @@ async fn config_save(
     Path(id): Path<String>,
     PostForm { page, form }: PostForm,
 ) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Configure) {
         return r;
     }
     let Some(sec) = section(&id) else {
@@ -599,12 +600,12 @@ fn users_view(
     flash: Option<Flash>,
     secret: Option<(String, String)>,
 ) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(s, ActionKind::Administer) {
         return r;
     }
     let users = accounts::users(&s.store).unwrap_or_default();
     let tokens = s.store.tokens().unwrap_or_default();
-    let roles = [Role::Agent, Role::Supervisor, Role::Admin];
+    let roles = Role::ALL;
     let body = html! {
         @if let Some((label, value)) = &secret { div.secret role="status" { p { (label) } code #secret { (value) } } }
         table #users {
@@ -647,9 +648,11 @@ fn users_view(
         }
         h2 #tokens { (page.t(i18n::TOKENS)) }
         table {
-            thead { tr { th { (page.t(i18n::TOKEN_NAME)) } th { "id" } th { (page.t(i18n::CREATED)) } th {} } }
+            thead { tr { th { (page.t(i18n::TOKEN_NAME)) } th { "id" } th { (page.t(i18n::ROLE)) } th { (page.t(i18n::CREATED)) } th {} } }
             tbody { @for (hash, t) in &tokens {
-                tr { td { (t.name) } td { code { (&hash[..12.min(hash.len())]) } } td { (page.time(t.created_at)) }
+                tr data-token=(t.name) { td { (t.name) } td { code { (&hash[..12.min(hash.len())]) } }
+                    td.token-role { (t.role().as_str()) @if t.role.is_none() { " " span.badge.warn title=(page.t(i18n::TOKEN_LEGACY)) { (page.t(i18n::REVIEW)) } } }
+                    td { (page.time(t.created_at)) }
                     td { form.inline method="post" action="/tokens/revoke" {
                         (page.csrf_field()) input type="hidden" name="id" value=(&hash[..12.min(hash.len())]);
                         button.danger type="submit" { (page.t(i18n::REVOKE)) } } } }
@@ -659,6 +662,8 @@ fn users_view(
             (page.csrf_field())
             label for="token-name" { (page.t(i18n::TOKEN_NAME)) }
             input #token-name name="name" required;
+            label for="token-role" { (page.t(i18n::ROLE)) }
+            select #token-role name="role" { @for r in roles { option value=(r.as_str()) { (r.as_str()) } } }
             button type="submit" { (page.t(i18n::CREATE_TOKEN)) }
         }
     };
@@ -666,7 +671,7 @@ fn users_view(
 }
 
 async fn user_add(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let name = field(&f, "name").to_string();
@@ -708,7 +713,7 @@ async fn user_action(
     Path((name, action)): Path<(String, String)>,
     PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let Ok(Some(mut u)) = accounts::user(&s.store, &name) else {
@@ -761,16 +766,28 @@ async fn user_action(
 }
 
 async fn token_create(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let name = field(&f, "name").to_string();
     if name.is_empty() {
         return users_view(&s, &page, Flash::err(page.t(i18n::TOKEN_NAME)), None);
     }
-    match crate::auth::create_token(&s.store, &name, chrono::Utc::now()) {
+    // A form without a role (an older page) makes the least powerful token.
+    let role = match field(&f, "role") {
+        "" => Role::Viewer,
+        r => match Role::parse(r) {
+            Some(r) => r,
+            None => return users_view(&s, &page, Flash::err(page.t(i18n::BAD_ROLE)), None),
+        },
+    };
+    match crate::auth::create_token(&s.store, &name, role, chrono::Utc::now()) {
         Ok(t) => {
-            page.audit(&s, "token", format!("created `{name}`"));
+            page.audit(
+                &s,
+                "token",
+                format!("created `{name}` as {}", role.as_str()),
+            );
             users_view(&s, &page, None, Some((page.t(i18n::TOKEN_IS).into(), t)))
         }
         Err(e) => users_view(&s, &page, Flash::err(e.to_string()), None),
@@ -778,7 +795,7 @@ async fn token_create(State(s): State<AppState>, PostForm { page, form: f }: Pos
 }
 
 async fn token_revoke(State(s): State<AppState>, PostForm { page, form: f }: PostForm) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let id = field(&f, "id");
@@ -812,7 +829,7 @@ async fn audit_page(
     page: Page,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let before = Some(q.before.as_str()).filter(|b| !b.is_empty());
@@ -848,7 +865,7 @@ fn bytes(n: u64) -> String {
 }
 
 async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let snap = s.engine.snapshot.borrow().clone();
@@ -861,8 +878,24 @@ async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
         .flat_map(|l| crate::diag::line(&l.line).raw)
         .collect();
     raw.sort_by_key(|r| r.at);
+    let legacy: Vec<_> = s
+        .store
+        .tokens()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, t)| t.role.is_none())
+        .collect();
+    let tasks = s.tasks.health();
+    let now = chrono::Utc::now();
     let row = |m: Msg, v: String| html! { tr { th { (page.t(m)) } td { (v) } } };
     let body = html! {
+        @if !legacy.is_empty() {
+            div #legacy-tokens .flash-err role="alert" {
+                p { (page.t(i18n::TOKEN_LEGACY)) }
+                ul { @for (hash, t) in &legacy { li { (t.name) " " code { (&hash[..12.min(hash.len())]) } } } }
+                a href="/users#tokens" { (page.t(i18n::TOKENS)) }
+            }
+        }
         h2 { (page.t(i18n::LINES)) }
         div.scroll { table #diag-lines {
             thead { tr { th { (page.t(i18n::LINE)) } th { (page.t(i18n::DEVICE)) } th { (page.t(i18n::LINK)) } th { (page.t(i18n::SINCE)) } th { (page.t(i18n::MODEM_ID)) } } }
@@ -874,6 +907,18 @@ async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
                     td { (page.t(status::line_state_msg(l.state))) @if let Some(r) = &l.reason { " — " (r) } }
                     td { (page.time(l.since)) }
                     td.ident { (crate::diag::line(&l.line).ident.unwrap_or_else(|| page.t(i18n::UNKNOWN).into())) }
+                }
+            } }
+        } }
+        h2 { (page.t(i18n::TASKS_HEALTH)) }
+        div.scroll { table #diag-tasks {
+            thead { tr { th { (page.t(i18n::TASK_NAME)) } th { (page.t(i18n::STATE)) } th { (page.t(i18n::RESTARTS)) } th { (page.t(i18n::LAST_FAILURE)) } } }
+            tbody { @for (name, h) in &tasks {
+                tr data-task=(name) data-state=(if h.degraded(now) { "degraded" } else { "ok" }) {
+                    td { code { (name) } }
+                    td { (if h.state == crate::supervisor::RunState::Running { page.t(i18n::RUNNING) } else { page.t(i18n::RESTARTING) }) }
+                    td { (h.restarts) }
+                    td { @if let (Some(why), Some(at)) = (&h.last_failure, h.failed_at) { (page.time(at)) " — " (why) } }
                 }
             } }
         } }
@@ -896,8 +941,8 @@ async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
 }
 
 /// Live raw lines for the diagnostics page (admins only).
-async fn diagnostics_stream(page: Page) -> Response {
-    if let Err(r) = page.need(Role::Admin) {
+async fn diagnostics_stream(State(s): State<AppState>, page: Page) -> Response {
+    if let Err(r) = page.need(&s, ActionKind::Administer) {
         return r;
     }
     let rx = crate::diag::subscribe();

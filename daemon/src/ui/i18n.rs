@@ -306,7 +306,15 @@ catalog! {
     LAST_ADMIN = "The last admin keeps the admin role and cannot be deleted.", "最后一位管理员不能降级或删除。";
     USER_EXISTS = "That user exists already.", "该用户已存在。";
     BAD_USER_NAME = "User names are 1-32 letters, digits, '.', '_' or '-'.", "用户名为 1-32 个字母、数字、'.'、'_' 或 '-'。";
-    BAD_ROLE = "The role is agent, supervisor or admin.", "角色为 agent、supervisor 或 admin。";
+    BAD_ROLE = "The role is viewer, agent, supervisor or admin.", "角色为 viewer、agent、supervisor 或 admin。";
+    TOKEN_LEGACY = "Made before tokens had roles: it acts as admin. Give it a new token with the role it needs and revoke this one.", "此令牌创建于角色功能之前，拥有管理员权限。请按需要的角色新建令牌并吊销此令牌。";
+    REVIEW = "review", "待审查";
+    TASKS_HEALTH = "Tasks", "后台任务";
+    TASK_NAME = "Task", "任务";
+    RESTARTS = "Restarts", "重启次数";
+    LAST_FAILURE = "Last failure", "最近一次故障";
+    RUNNING = "running", "运行中";
+    RESTARTING = "restarting", "正在重启";
     NOT_A_NUMBER = "Not a whole number.", "不是整数。";
     KPI_OFFERED = "Calls offered", "来电总数";
     KPI_ANSWERED = "Answered", "已接";

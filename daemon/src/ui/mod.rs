@@ -3,6 +3,8 @@
 //! and a matching Origin (or Referer); roles `agent` < `supervisor` < `admin`.
 
 pub mod admin;
+#[cfg(test)]
+mod door_tests;
 pub mod i18n;
 pub mod pages;
 pub mod status;
@@ -23,6 +25,7 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
 use crate::accounts::{self, Lockout, Role, Session, Sessions};
+use crate::action::{ActionKind, Actor, Door};
 use crate::web::AppState;
 use i18n::{Lang, Msg};
 
@@ -192,15 +195,36 @@ impl Page {
         self.session.role
     }
 
-    /// Refuses (403) unless the user's role is at least `role`.
+    /// The signed-in user as the one door sees them.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            door: Door::Page,
+            who: self.session.user.clone(),
+            role: self.session.role,
+            from: self.from.clone(),
+        }
+    }
+
+    /// Whether the user's role allows `kind` (to show or hide a control; the action itself checks again).
+    pub fn may(&self, kind: ActionKind) -> bool {
+        self.session.role >= kind.required()
+    }
+
+    /// Refuses (403, with an audit entry) unless the user's role allows `kind`.
     // The error is the page the handler returns as is; boxing it would only add noise at every call.
     #[allow(clippy::result_large_err)]
-    pub fn need(&self, role: Role) -> Result<(), Response> {
-        if self.session.role >= role {
-            Ok(())
-        } else {
-            Err(self.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN))
-        }
+    pub fn need(&self, s: &AppState, kind: ActionKind) -> Result<(), Response> {
+        crate::action::authorize(&s.store, &self.actor(), kind)
+            .map_err(|_| self.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN))
+    }
+
+    /// Carries out a change through the one door; a refusal is the 403 page, other failures the caller shows.
+    pub async fn perform(
+        &self,
+        s: &AppState,
+        a: crate::action::Action,
+    ) -> Result<crate::action::Done, crate::action::Failure> {
+        crate::action::perform(&s.ctx(), &self.actor(), a).await
     }
 
     /// Checks a state-changing request: the form's CSRF token and the Origin (or Referer) against Host.
@@ -239,31 +263,27 @@ impl Page {
     }
 
     pub fn layout(&self, title: &str, flash: Option<Flash>, body: Markup) -> Response {
-        let nav: &[(&str, &str, Msg, Role)] = &[
-            ("nav-status", "/", i18n::NAV_STATUS, Role::Agent),
-            ("nav-calls", "/calls", i18n::NAV_CALLS, Role::Agent),
-            ("nav-tasks", "/tasks", i18n::NAV_TASKS, Role::Agent),
+        use ActionKind as K;
+        let nav: &[(&str, &str, Msg, ActionKind)] = &[
+            ("nav-status", "/", i18n::NAV_STATUS, K::Read),
+            ("nav-calls", "/calls", i18n::NAV_CALLS, K::Read),
+            ("nav-tasks", "/tasks", i18n::NAV_TASKS, K::Read),
             (
                 "nav-directory",
                 "/directory",
                 i18n::NAV_DIRECTORY,
-                Role::Agent,
+                K::LookupCustomer,
             ),
-            (
-                "nav-reports",
-                "/reports",
-                i18n::NAV_REPORTS,
-                Role::Supervisor,
-            ),
-            ("nav-config", "/config", i18n::NAV_CONFIG, Role::Admin),
+            ("nav-reports", "/reports", i18n::NAV_REPORTS, K::ReadReports),
+            ("nav-config", "/config", i18n::NAV_CONFIG, K::Configure),
             (
                 "nav-diagnostics",
                 "/diagnostics",
                 i18n::NAV_DIAG,
-                Role::Admin,
+                K::Administer,
             ),
-            ("nav-users", "/users", i18n::NAV_USERS, Role::Admin),
-            ("nav-audit", "/audit", i18n::NAV_AUDIT, Role::Admin),
+            ("nav-users", "/users", i18n::NAV_USERS, K::Administer),
+            ("nav-audit", "/audit", i18n::NAV_AUDIT, K::Administer),
         ];
         let current = |href: &str| {
             if href == "/" {
@@ -288,8 +308,8 @@ impl Page {
                         span.brand { "linekeeper" }
                         span.site { (self.site) }
                         nav {
-                            @for (id, href, m, role) in nav {
-                                @if self.session.role >= *role {
+                            @for (id, href, m, kind) in nav {
+                                @if self.may(*kind) {
                                     a id=(id) href=(href) aria-current=[current(href).then_some("page")] { (self.t(*m)) }
                                 }
                             }

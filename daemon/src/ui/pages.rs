@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::i18n::{self, Msg};
 use super::{field, fill, see_other, urlencode, Flash, FormMap, Page, PostForm};
-use crate::accounts::Role;
+use crate::action::{Action, ActionKind, Done, Failure};
 use crate::directory::{self, Customer, CustomerLevel};
 use crate::model::{id_floor, Call, Outcome, Task, TaskKind, TaskState};
 use crate::query::{parse_bound, Bound};
@@ -227,17 +227,15 @@ async fn call_complaint(
         category: None,
         by: Some(page.session.user.clone()),
     };
-    match s.engine.open_complaint(req).await {
-        Ok(t) => {
-            page.audit(
-                &s,
-                "task",
-                format!("complaint {} opened from call {id}", t.id),
-            );
-            see_other(&format!("/tasks/{}?ok=1", t.id))
-        }
+    match page.perform(&s, Action::OpenComplaint(req)).await {
+        Ok(Done::Task(t)) => see_other(&format!("/tasks/{}?ok=1", t.id)),
+        Ok(_) => page.message(StatusCode::INTERNAL_SERVER_ERROR, i18n::NOT_FOUND),
+        Err(Failure::Forbidden(_)) => page.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN),
         Err(e) => (
-            crate::web::action_error_status(&e),
+            match &e {
+                Failure::Failed(e) => crate::web::action_error_status(e),
+                _ => StatusCode::BAD_REQUEST,
+            },
             page.layout(
                 page.t(i18n::ACT_COMPLAINT),
                 Flash::err(e.to_string()),
@@ -393,17 +391,18 @@ async fn tasks(State(s): State<AppState>, page: Page, Query(q): Query<TasksQuery
 }
 
 /// The actions the policy allows on a task in its present state, with the fields each takes.
-fn allowed_actions(t: &Task, role: Role) -> Vec<(&'static str, Msg, &'static [&'static str])> {
-    if t.state != TaskState::Open {
+fn allowed_actions(t: &Task, page: &Page) -> Vec<(&'static str, Msg, &'static [&'static str])> {
+    if t.state != TaskState::Open || !page.may(ActionKind::WorkTask) {
         return vec![];
     }
+    let manage = page.may(ActionKind::ManageTask);
     let mut v: Vec<(&'static str, Msg, &'static [&'static str])> = Vec::new();
     match t.kind {
         TaskKind::Complaint => {
             v.push(("respond", i18n::ACT_RESPOND, &["promised_fix", "note"]));
             v.push(("resolve", i18n::ACT_RESOLVE, &["note"]));
             v.push(("refer", i18n::ACT_REFER, &["department", "note"]));
-            if role >= Role::Supervisor {
+            if manage {
                 v.push(("supervisor_decision", i18n::ACT_DECISION, &["note"]));
             }
         }
@@ -413,13 +412,13 @@ fn allowed_actions(t: &Task, role: Role) -> Vec<(&'static str, Msg, &'static [&'
         }
         _ => v.push(("done", i18n::ACT_DONE, &["note"])),
     }
-    if role >= Role::Supervisor {
+    if manage {
         v.push(("assign", i18n::ACT_ASSIGN, &["to"]));
     }
     if t.escalated_at.is_some() || t.overdue {
         v.push(("ack", i18n::ACT_ACK, &["note"]));
     }
-    if role >= Role::Supervisor {
+    if manage {
         v.push(("cancel", i18n::ACT_CANCEL, &["note"]));
     }
     v
@@ -461,7 +460,7 @@ fn task_page(page: &Page, s: &AppState, t: &Task, flash: Option<Flash>) -> Respo
             (row(i18n::NOTE, t.note.clone().unwrap_or_default()))
             @for id in &t.call_ids { tr { th { (page.t(i18n::CALL)) } td { a href={ "/calls/" (id) } { (id) } } } }
         }
-        @let actions = allowed_actions(t, page.role());
+        @let actions = allowed_actions(t, page);
         @if !actions.is_empty() {
             h2 { (page.t(i18n::ACTIONS)) }
             div.actions {
@@ -530,7 +529,10 @@ async fn task_action(
     let Ok(Some(t)) = s.store.task(&id) else {
         return page.message(StatusCode::NOT_FOUND, i18n::NOT_FOUND);
     };
-    if !allowed_actions(&t, page.role())
+    if let Err(r) = page.need(&s, ActionKind::of_task_action(&action)) {
+        return r;
+    }
+    if !allowed_actions(&t, &page)
         .iter()
         .any(|(n, _, _)| *n == action)
     {
@@ -568,14 +570,24 @@ async fn task_action(
         },
         _ => return page.message(StatusCode::NOT_FOUND, i18n::NOT_FOUND),
     };
-    match s.engine.task_action(&id, act).await {
-        Ok(_) => {
-            page.audit(&s, "task", format!("{action} {id}"));
-            see_other(&format!("/tasks/{id}?ok=1"))
-        }
+    match page
+        .perform(
+            &s,
+            Action::Task {
+                id: id.clone(),
+                action: act,
+            },
+        )
+        .await
+    {
+        Ok(_) => see_other(&format!("/tasks/{id}?ok=1")),
+        Err(Failure::Forbidden(_)) => page.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN),
         Err(e) => {
             let mut r = task_page(&page, &s, &t, Flash::err(e.to_string()));
-            *r.status_mut() = crate::web::action_error_status(&e);
+            *r.status_mut() = match &e {
+                Failure::Failed(e) => crate::web::action_error_status(e),
+                _ => StatusCode::BAD_REQUEST,
+            };
             r
         }
     }
@@ -592,7 +604,7 @@ pub struct DirQuery {
 }
 
 fn all_customers(s: &AppState) -> Vec<Customer> {
-    crate::web::all_customers(s).unwrap_or_default()
+    crate::web::all_customers_in(&s.store).unwrap_or_default()
 }
 
 fn directory_view(
@@ -603,13 +615,19 @@ fn directory_view(
     flash: Option<Flash>,
 ) -> Response {
     let needle = q.q.trim();
-    let rows: Vec<Customer> = all_customers(s)
-        .into_iter()
-        .filter(|c| needle.is_empty() || c.number.contains(needle) || c.name.contains(needle))
-        .take(500)
-        .collect();
+    // Who may not export the directory sees only the matches of a search, a page at most.
+    let whole = page.may(ActionKind::ExportData);
+    let rows: Vec<Customer> = if whole || !needle.is_empty() {
+        all_customers(s)
+            .into_iter()
+            .filter(|c| needle.is_empty() || c.number.contains(needle) || c.name.contains(needle))
+            .take(if whole { 500 } else { 20 })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let editing = rows.iter().find(|c| c.number == q.edit).cloned();
-    let can_edit = page.role() >= Role::Supervisor;
+    let can_edit = page.may(ActionKind::EditDirectory);
     let value = |k: &str, from_customer: String| -> String {
         match &form {
             Some((f, _)) => field(f, k).to_string(),
@@ -621,7 +639,7 @@ fn directory_view(
         form.filters method="get" action="/directory" {
             label { (page.t(i18n::SEARCH)) input name="q" value=(needle); }
             button type="submit" { (page.t(i18n::SEARCH)) }
-            a.button href="/directory/export.csv" #directory-export { (page.t(i18n::EXPORT_CSV)) }
+            @if whole { a.button href="/directory/export.csv" #directory-export { (page.t(i18n::EXPORT_CSV)) } }
         }
         @if rows.is_empty() { p.empty { (page.t(i18n::NO_ROWS)) } } @else {
             div.scroll { table #customers {
@@ -689,6 +707,9 @@ async fn directory_page(
     page: Page,
     Query(q): Query<DirQuery>,
 ) -> Response {
+    if let Err(r) = page.need(&s, ActionKind::LookupCustomer) {
+        return r;
+    }
     directory_view(&s, &page, &q, None, None)
 }
 
@@ -696,7 +717,7 @@ async fn directory_save(
     State(s): State<AppState>,
     PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.need(Role::Supervisor) {
+    if let Err(r) = page.need(&s, ActionKind::EditDirectory) {
         return r;
     }
     let opt = |k: &str| Some(field(&f, k).to_string()).filter(|v| !v.is_empty());
@@ -722,12 +743,9 @@ async fn directory_save(
             return r;
         }
     };
-    match s.engine.customers(vec![c.clone()], vec![]).await {
-        Ok(_) => {
-            page.audit(&s, "customer", format!("saved {}", c.number));
-            directory_flash(&s, &page, Flash::ok(page.t(i18n::SAVED)))
-        }
-        Err(e) => directory_flash(&s, &page, Flash::err(e.to_string())),
+    match page.perform(&s, Action::SaveCustomer(c)).await {
+        Ok(_) => directory_flash(&s, &page, Flash::ok(page.t(i18n::SAVED))),
+        Err(e) => failed(&s, &page, e),
     }
 }
 
@@ -735,16 +753,10 @@ async fn directory_delete(
     State(s): State<AppState>,
     PostForm { page, form: f }: PostForm,
 ) -> Response {
-    if let Err(r) = page.need(Role::Supervisor) {
-        return r;
-    }
     let number = field(&f, "number").to_string();
-    match s.engine.customers(vec![], vec![number.clone()]).await {
-        Ok(_) => {
-            page.audit(&s, "customer", format!("deleted {number}"));
-            see_other("/directory")
-        }
-        Err(e) => directory_flash(&s, &page, Flash::err(e.to_string())),
+    match page.perform(&s, Action::DeleteCustomer(number)).await {
+        Ok(_) => see_other("/directory"),
+        Err(e) => failed(&s, &page, e),
     }
 }
 
@@ -766,19 +778,18 @@ async fn directory_import(
     if let Err(r) = page.check_post(&headers, csrf.as_deref()) {
         return r;
     }
-    if let Err(r) = page.need(Role::Supervisor) {
+    if let Err(r) = page.need(&s, ActionKind::EditDirectory) {
         return r;
     }
     let bytes = file.unwrap_or_default();
     let (good, errors) = directory::parse_csv(&bytes);
     let n = good.len();
-    let flash = match s.engine.customers(good, vec![]).await {
+    let refused = errors.len();
+    let flash = match page
+        .perform(&s, Action::ImportCustomers { good, refused })
+        .await
+    {
         Ok(_) => {
-            page.audit(
-                &s,
-                "customer",
-                format!("imported {n} from CSV, {} rows refused", errors.len()),
-            );
             let mut text = fill(page.t(i18n::IMPORTED), n);
             for e in errors.iter().take(20) {
                 text.push_str(&format!(" · {e}"));
@@ -789,12 +800,23 @@ async fn directory_import(
                 Flash::err(text)
             }
         }
-        Err(e) => Flash::err(e.to_string()),
+        Err(e) => return failed(&s, &page, e),
     };
     directory_flash(&s, &page, flash)
 }
 
+/// The page for a failed directory change: 403 for a role too low, else the directory with the error.
+fn failed(s: &AppState, page: &Page, e: Failure) -> Response {
+    match e {
+        Failure::Forbidden(_) => page.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN),
+        e => directory_flash(s, page, Flash::err(e.to_string())),
+    }
+}
+
 async fn directory_export(State(s): State<AppState>, page: Page) -> Response {
+    if let Err(r) = page.need(&s, ActionKind::ExportData) {
+        return r;
+    }
     page.audit(&s, "export", "customer directory CSV");
     crate::web::csv_download("customers.csv", directory::to_csv(&all_customers(&s)))
 }
@@ -828,7 +850,7 @@ fn parse_kind_date(q: &ReportQuery) -> (ReportKind, Option<chrono::NaiveDate>) {
 }
 
 async fn reports(State(s): State<AppState>, page: Page, Query(q): Query<ReportQuery>) -> Response {
-    if let Err(r) = page.need(Role::Supervisor) {
+    if let Err(r) = page.need(&s, ActionKind::ReadReports) {
         return r;
     }
     let (kind, date) = parse_kind_date(&q);
@@ -964,7 +986,7 @@ async fn report_csv(
     Path(file): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Response {
-    if let Err(r) = page.need(Role::Supervisor) {
+    if let Err(r) = page.need(&s, ActionKind::ReadReports) {
         return r;
     }
     let Some(kind) = file.strip_suffix(".csv") else {

@@ -22,21 +22,21 @@ use crate::tasks::ComplaintRequest;
 use crate::web::{router, AppState};
 
 const HOST: &str = "box.local:8080";
-const ORIGIN: &str = "http://box.local:8080";
-const PASSWORD: &str = "a good long password";
+pub(super) const ORIGIN: &str = "http://box.local:8080";
+pub(super) const PASSWORD: &str = "a good long password";
 
 const CONFIG: &str = "# the office's config\n[site]\nid = \"hq\"\nlanguage = \"zh-CN\"\n\
 [[line]]\nid = \"line1\"\nkind = \"modem\"\ndevice = \"/dev/null\"\n\
 [hours]\nmon = \"09:00-18:00\"\n";
 
-struct Rig {
-    app: Router,
-    state: AppState,
+pub(super) struct Rig {
+    pub(super) app: Router,
+    pub(super) state: AppState,
     cfg_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn rig() -> Rig {
+pub(super) fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let cfg_path = dir.path().join("linekeeper.toml");
@@ -90,6 +90,7 @@ fn rig() -> Rig {
             config_path: Some(cfg_path.clone()),
             ..Default::default()
         }),
+        tasks: Default::default(),
     };
     Rig {
         app: router(state.clone()),
@@ -99,14 +100,14 @@ fn rig() -> Rig {
     }
 }
 
-struct Resp {
-    status: StatusCode,
+pub(super) struct Resp {
+    pub(super) status: StatusCode,
     location: String,
     cookie: String,
-    body: String,
+    pub(super) body: String,
 }
 
-async fn send(app: &Router, req: Request<Body>) -> Resp {
+pub(super) async fn send(app: &Router, req: Request<Body>) -> Resp {
     let r = app.clone().oneshot(req).await.unwrap();
     let header = |h: header::HeaderName| {
         r.headers()
@@ -125,7 +126,7 @@ async fn send(app: &Router, req: Request<Body>) -> Resp {
     }
 }
 
-fn get(uri: &str, cookie: Option<&str>) -> Request<Body> {
+pub(super) fn get(uri: &str, cookie: Option<&str>) -> Request<Body> {
     let mut b = Request::get(uri).header(header::HOST, HOST);
     if let Some(c) = cookie {
         b = b.header(header::COOKIE, c);
@@ -141,7 +142,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-fn post(
+pub(super) fn post(
     uri: &str,
     cookie: Option<&str>,
     origin: Option<&str>,
@@ -160,7 +161,7 @@ fn post(
 }
 
 /// Logs in; returns the cookie (`lk_session=...`) and the session's CSRF token.
-async fn login(app: &Router, user: &str) -> (String, String) {
+pub(super) async fn login(app: &Router, user: &str) -> (String, String) {
     let r = send(
         app,
         post(
@@ -783,6 +784,15 @@ async fn language_follows_the_site_and_then_the_user() {
         .contains("<html lang=\"zh-CN\">"));
 }
 
+/// Creates a token on the users page: the page and the token it shows once.
+async fn token_from_page(app: &Router, cookie: &str, fields: &[(&str, &str)]) -> (String, String) {
+    let made = send(app, post("/tokens", Some(cookie), Some(ORIGIN), fields)).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let i = made.body.find("id=\"secret\">").unwrap() + 12;
+    let token = made.body[i..].split('<').next().unwrap().to_string();
+    (made.body, token)
+}
+
 #[tokio::test]
 async fn directory_users_and_tokens_from_the_page() {
     let r = rig();
@@ -876,18 +886,20 @@ async fn directory_users_and_tokens_from_the_page() {
         pw
     ));
     // A token made on the page works on the API and can be revoked.
-    let made = send(
+    let (made, token) = token_from_page(
         &r.app,
-        post(
-            "/tokens",
-            Some(&cookie),
-            Some(ORIGIN),
-            &[("csrf", &csrf), ("name", "wallboard")],
-        ),
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "wallboard"),
+            ("role", "supervisor"),
+        ],
     )
     .await;
-    let i = made.body.find("id=\"secret\">").unwrap() + 12;
-    let token = made.body[i..].split('<').next().unwrap().to_string();
+    assert!(
+        made.contains("<td class=\"token-role\">supervisor"),
+        "{made}"
+    );
     let api = || {
         Request::get("/api/tasks")
             .header("authorization", format!("Bearer {token}"))
@@ -900,10 +912,45 @@ async fn directory_users_and_tokens_from_the_page() {
         .body(Body::from(r#"{"name":"Li"}"#))
         .unwrap();
     assert_eq!(send(&r.app, put).await.status, StatusCode::OK);
+    // A token made without a role reads but may not change anything.
+    let (_, viewer) = token_from_page(&r.app, &cookie, &[("csrf", &csrf), ("name", "tv")]).await;
+    let put = Request::put("/api/customers/13900002222")
+        .header("authorization", format!("Bearer {viewer}"))
+        .body(Body::from(r#"{"name":"Wu"}"#))
+        .unwrap();
+    let refused = send(&r.app, put).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains("supervisor") && refused.body.contains("viewer"),
+        "{}",
+        refused.body
+    );
     let audit = send(&r.app, get("/audit", Some(&cookie))).await.body;
+    assert!(
+        audit.contains("token tv") && audit.contains("change the customer directory refused"),
+        "{audit}"
+    );
     assert!(
         audit.contains("token wallboard") && audit.contains("API: saved 13900001111"),
         "{audit}"
+    );
+    // A token made before tokens had roles keeps working as admin, and the diagnostics page asks to review it.
+    let diag = send(&r.app, get("/diagnostics", Some(&cookie))).await.body;
+    assert!(!diag.contains("legacy-tokens"), "{diag}");
+    r.state.store.put_raw(
+        "tokens",
+        crate::auth::hash_token("lk_old").as_bytes(),
+        br#"{"name":"old-wallboard","created_at":"2026-11-01T00:00:00Z"}"#,
+    );
+    let reload = Request::post("/api/reload")
+        .header("authorization", "Bearer lk_old")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&r.app, reload).await.status, StatusCode::OK);
+    let diag = send(&r.app, get("/diagnostics", Some(&cookie))).await.body;
+    assert!(
+        diag.contains("id=\"legacy-tokens\"") && diag.contains("old-wallboard"),
+        "{diag}"
     );
     let hash = crate::auth::hash_token(&token);
     let revoked = send(

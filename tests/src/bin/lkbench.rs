@@ -656,7 +656,7 @@ async fn run_in(opts: Options, machine: Machine, dir: &Path, store_fs: String) -
         .await
         .context("seeding thread")??;
     let seed_secs = seed_started.elapsed().as_secs_f64();
-    let token = daemon.cli_secret(&["token", "create", "bench"])?;
+    let token = daemon.cli_secret(&["token", "create", "bench", "--role", "admin"])?;
     // socat may have gone with the daemon's side of the pty: start the pair afresh.
     drop(modem);
     pty.restart();

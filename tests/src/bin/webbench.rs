@@ -1478,7 +1478,7 @@ fn run_in(opts: Options, machine: Machine, dir: &Path) -> Result<Results> {
         .cli(&["check-config"])
         .context("the generated config")?;
     let password = daemon.cli_secret(&["passwd", "admin"])?;
-    let token = daemon.cli_secret(&["token", "create", "webbench"])?;
+    let token = daemon.cli_secret(&["token", "create", "webbench", "--role", "admin"])?;
 
     let t = Instant::now();
     daemon.spawn("daemon.log", "daemon.log")?;
