@@ -15,6 +15,8 @@ pub mod frame;
 pub mod host;
 pub mod msg;
 pub mod ring;
+#[cfg(any(feature = "std", test))]
+pub mod sim;
 
 /// The protocol version, byte 0 of every frame body. Bump it for any change that is not an
 /// appended enum variant (see README, "Changing the protocol").
