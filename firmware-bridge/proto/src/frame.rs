@@ -149,18 +149,21 @@ pub fn encode_versioned<M: Serialize>(
 pub fn decode_frame<M: WireMsg>(frame: &mut [u8]) -> Result<M, FrameError> {
     let n = cobs::decode_in_place(frame).map_err(|_| FrameError::Cobs)?;
     let body = frame.get(..n).ok_or(FrameError::Cobs)?;
-    if body.len() < 4 {
+    let [data @ .., lo, hi] = body else {
+        return Err(FrameError::TooShort);
+    };
+    let [version, payload @ ..] = data else {
+        return Err(FrameError::TooShort);
+    };
+    if payload.is_empty() {
         return Err(FrameError::TooShort);
     }
-    let (data, crc) = body.split_at(body.len() - 2);
-    let got = u16::from_le_bytes([crc[0], crc[1]]);
-    if CRC16.checksum(data) != got {
+    if CRC16.checksum(data) != u16::from_le_bytes([*lo, *hi]) {
         return Err(FrameError::Crc);
     }
-    let (version, payload) = data.split_at(1);
-    if version[0] != PROTO_VERSION {
+    if *version != PROTO_VERSION {
         return Err(FrameError::Version {
-            frame: version[0],
+            frame: *version,
             ours: PROTO_VERSION,
         });
     }
