@@ -5,8 +5,8 @@
 //! [`SimBoard::receive`]. A test can wrap it over a pty, or connect it directly to a
 //! [`crate::Decoder`] + [`crate::HostSession`].
 //!
-//! It behaves like the firmware is specified to: Hello on boot and on every link-up, every event
-//! numbered and kept in an [`EventRing`] until acknowledged, everything unacknowledged re-sent on
+//! It runs the firmware's protocol code ([`BoardCore`]): Hello on boot and on every link-up, every
+//! event numbered and kept in an [`crate::EventRing`] until acknowledged, everything unacknowledged re-sent on
 //! link-up, on [`HostMsg::StatusRequest`], on [`HostMsg::Replay`] and after `retransmit_ms` of
 //! [`SimBoard::tick`] without ack progress. While disconnected its output is discarded (as a real
 //! board's would be) but events are still numbered and kept.
@@ -16,13 +16,13 @@ use std::vec::Vec as StdVec;
 
 use heapless::{String, Vec};
 
+use crate::board::{BoardCore, HostCommand, LineState};
 use crate::frame::{encode_versioned, Decoder, FrameError, MAX_FRAME};
 use crate::msg::{
     BoardMsg, Cadence, CallerId, Capabilities, CidFormat, CidStandard, CidStart, Configure,
     Counters, Event, FwVersion, Heartbeat, Hello, HostMsg, Leds, Log, LogLevel, Presentation,
     Region, MAX_CID_RAW,
 };
-use crate::ring::EventRing;
 use crate::PROTO_VERSION;
 
 /// Default ring capacity of the simulator.
@@ -73,49 +73,67 @@ impl Default for SimConfig {
     }
 }
 
-/// The simulated board.
+/// The simulated board: [`BoardCore`] (the same code the firmware runs) plus line state, LEDs and a
+/// byte buffer standing in for the USB port.
 #[derive(Debug, Clone)]
 pub struct SimBoard<const N: usize = SIM_RING> {
     cfg: SimConfig,
-    ring: EventRing<N>,
+    core: BoardCore<N>,
     decoder: Decoder<MAX_FRAME>,
     out: StdVec<u8>,
     connected: bool,
     uptime_ms: u64,
     since_heartbeat_ms: u64,
-    since_progress_ms: u64,
-    off_hook: bool,
-    ringing: bool,
-    bursts: u32,
-    line_ok: bool,
+    line: LineState,
     leds: Leds,
     config: Option<Configure>,
-    counters: Counters,
     received: StdVec<HostMsg>,
+}
+
+/// The `send` callback for [`BoardCore`]: encode into `out` if connected.
+fn sender<'a>(out: &'a mut StdVec<u8>, connected: bool, version: u8) -> impl FnMut(&BoardMsg) + 'a {
+    move |msg: &BoardMsg| {
+        if !connected {
+            return;
+        }
+        let mut buf = [0u8; MAX_FRAME];
+        // Every BoardMsg fits MAX_FRAME (tests/sizes.rs), so this cannot fail.
+        if let Ok(n) = encode_versioned(version, msg, &mut buf) {
+            out.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+    }
 }
 
 impl<const N: usize> SimBoard<N> {
     /// Boot the board (connected): its output starts with a Hello.
     pub fn new(cfg: SimConfig) -> Self {
+        let hello = Hello {
+            proto_version: cfg.proto_version,
+            board_id: cfg.board_id,
+            boot_id: cfg.boot_id,
+            firmware_version: cfg.firmware_version,
+            capabilities: cfg.capabilities,
+            region: cfg.region,
+            ring_capacity: 0,
+        };
         let mut b = SimBoard {
-            ring: EventRing::new(cfg.boot_id),
+            core: BoardCore::new(hello, cfg.retransmit_ms),
             cfg,
             decoder: Decoder::new(),
             out: StdVec::new(),
             connected: true,
             uptime_ms: 0,
             since_heartbeat_ms: 0,
-            since_progress_ms: 0,
-            off_hook: false,
-            ringing: false,
-            bursts: 0,
-            line_ok: true,
+            line: LineState {
+                off_hook: false,
+                ringing: false,
+                line_ok: true,
+            },
             leds: Leds::default(),
             config: None,
-            counters: Counters::default(),
             received: StdVec::new(),
         };
-        b.send(&BoardMsg::Hello(b.hello()));
+        b.connect();
         b
     }
 
@@ -123,24 +141,23 @@ impl<const N: usize> SimBoard<N> {
 
     /// One ring burst ([`Event::RingStart`]). Call it once per burst.
     pub fn ring(&mut self) -> u32 {
-        let cadence = if self.ringing {
+        let cadence = if self.line.ringing {
             self.cfg.cadence
         } else {
             Cadence::default()
         };
-        self.ringing = true;
-        self.bursts += 1;
-        self.counters.rings = self.counters.rings.wrapping_add(1);
+        self.line.ringing = true;
+        let c = self.core.counters_mut();
+        c.rings = c.rings.wrapping_add(1);
         self.event(Event::RingStart { cadence })
     }
 
     /// Ringing ended unanswered ([`Event::RingStop`]); no-op if not ringing.
     pub fn ring_stop(&mut self) -> Option<u32> {
-        if !self.ringing {
+        if !self.line.ringing {
             return None;
         }
-        self.ringing = false;
-        self.bursts = 0;
+        self.line.ringing = false;
         Some(self.event(Event::RingStop))
     }
 
@@ -159,28 +176,28 @@ impl<const N: usize> SimBoard<N> {
 
     /// Any caller-ID record.
     pub fn caller_id_record(&mut self, cid: CallerId) -> u32 {
-        self.counters.cids = self.counters.cids.wrapping_add(1);
+        let c = self.core.counters_mut();
+        c.cids = c.cids.wrapping_add(1);
         self.event(Event::CallerId(cid))
     }
 
     /// The extension is picked up (ends ringing first, as the board does).
     pub fn off_hook(&mut self) -> u32 {
         self.ring_stop();
-        self.off_hook = true;
+        self.line.off_hook = true;
         self.event(Event::Hook { off_hook: true })
     }
 
     /// The extension hangs up.
     pub fn on_hook(&mut self) -> u32 {
-        self.off_hook = false;
+        self.line.off_hook = false;
         self.event(Event::Hook { off_hook: false })
     }
 
-    /// A dialled digit (`0-9 * # A-D`).
+    /// A dialled digit (`0-9 * # A-D`; other chars are sent as `?`).
     pub fn digit(&mut self, digit: char) -> u32 {
-        self.event(Event::Digit {
-            digit: u8::try_from(digit).unwrap_or(b'?'),
-        })
+        let digit = if digit.is_ascii() { digit as u8 } else { b'?' };
+        self.event(Event::Digit { digit })
     }
 
     /// A desk key.
@@ -193,24 +210,19 @@ impl<const N: usize> SimBoard<N> {
     }
 
     pub fn line_lost(&mut self) -> u32 {
-        self.line_ok = false;
+        self.line.line_ok = false;
         self.event(Event::LineLost)
     }
 
     pub fn line_restored(&mut self) -> u32 {
-        self.line_ok = true;
+        self.line.line_ok = true;
         self.event(Event::LineRestored)
     }
 
     /// Number and send any event; returns its seq.
     pub fn event(&mut self, event: Event) -> u32 {
-        let before = self.ring.dropped();
-        let env = self.ring.push(event);
-        let dropped = self.ring.dropped().wrapping_sub(before);
-        self.counters.events_dropped = self.counters.events_dropped.wrapping_add(dropped);
-        let seq = env.seq;
-        self.send(&BoardMsg::Event(env));
-        seq
+        let mut send = sender(&mut self.out, self.connected, self.cfg.proto_version);
+        self.core.event(event, &mut send)
     }
 
     /// A diagnostic line (not sequenced; lost if disconnected).
@@ -234,17 +246,12 @@ impl<const N: usize> SimBoard<N> {
     pub fn tick(&mut self, ms: u32) {
         self.uptime_ms += u64::from(ms);
         self.since_heartbeat_ms += u64::from(ms);
-        self.since_progress_ms += u64::from(ms);
         if self.cfg.heartbeat_ms > 0 && self.since_heartbeat_ms >= u64::from(self.cfg.heartbeat_ms)
         {
             self.heartbeat();
         }
-        if self.cfg.retransmit_ms > 0
-            && !self.ring.is_empty()
-            && self.since_progress_ms >= u64::from(self.cfg.retransmit_ms)
-        {
-            self.replay_from(0);
-        }
+        let mut send = sender(&mut self.out, self.connected, self.cfg.proto_version);
+        self.core.tick(ms, &mut send);
     }
 
     /// Cable pulled / host port closed: output is discarded from now on; a partial host frame is
@@ -257,11 +264,12 @@ impl<const N: usize> SimBoard<N> {
     /// Link up again: Hello, then everything unacknowledged.
     pub fn connect(&mut self) {
         self.connected = true;
-        self.send(&BoardMsg::Hello(self.hello()));
-        self.replay_from(0);
+        let mut send = sender(&mut self.out, self.connected, self.cfg.proto_version);
+        self.core.link_up(&mut send);
     }
 
-    /// Power cycle with a new boot id: RAM (ring, counters, line state) is lost; Hello follows.
+    /// Power cycle with a new boot id: RAM (ring, counters, line state) is lost; Hello follows if
+    /// connected. Bytes already output and not yet taken stay in the output.
     pub fn reboot(&mut self, new_boot_id: u32) {
         let cfg = SimConfig {
             boot_id: new_boot_id,
@@ -288,18 +296,22 @@ impl<const N: usize> SimBoard<N> {
 
     /// Bytes from the host.
     pub fn receive(&mut self, bytes: &[u8]) {
-        let mut msgs = StdVec::new();
+        let mut frames = StdVec::new();
         self.decoder
-            .feed::<HostMsg>(bytes, |r: Result<HostMsg, FrameError>| msgs.push(r));
-        for r in msgs {
-            match r {
-                Ok(m) => self.apply(m),
-                Err(FrameError::Crc) => {
-                    self.counters.crc_errors = self.counters.crc_errors.wrapping_add(1)
+            .feed::<HostMsg>(bytes, |r: Result<HostMsg, FrameError>| frames.push(r));
+        let uptime_s = u32::try_from(self.uptime_ms / 1000).unwrap_or(u32::MAX);
+        for r in frames {
+            if let Ok(m) = &r {
+                self.received.push(m.clone());
+            }
+            let mut send = sender(&mut self.out, self.connected, self.cfg.proto_version);
+            match self.core.on_host(r, uptime_s, self.line, &mut send) {
+                Some(HostCommand::Configure(c)) => {
+                    self.cfg.region = c.region;
+                    self.config = Some(c);
                 }
-                Err(_) => {
-                    self.counters.frames_dropped = self.counters.frames_dropped.wrapping_add(1)
-                }
+                Some(HostCommand::Leds(l)) => self.leds = l,
+                None => {}
             }
         }
     }
@@ -320,103 +332,47 @@ impl<const N: usize> SimBoard<N> {
     }
 
     pub fn counters(&self) -> Counters {
-        self.counters
+        self.core.counters()
     }
 
     /// Events held unacknowledged.
     pub fn unacked(&self) -> usize {
-        self.ring.len()
+        self.core.ring().len()
     }
 
     pub fn next_seq(&self) -> u32 {
-        self.ring.next_seq()
+        self.core.ring().next_seq()
     }
 
     pub fn is_connected(&self) -> bool {
         self.connected
     }
 
-    /// Every host message applied so far.
+    /// Every host message received (decoded) so far.
     pub fn received(&self) -> &[HostMsg] {
         &self.received
     }
 
     /// The Hello this board sends.
     pub fn hello(&self) -> Hello {
-        Hello {
-            proto_version: self.cfg.proto_version,
-            board_id: self.cfg.board_id,
-            boot_id: self.ring.boot_id(),
-            firmware_version: self.cfg.firmware_version,
-            capabilities: self.cfg.capabilities,
-            region: self.cfg.region,
-            ring_capacity: u16::try_from(N).unwrap_or(u16::MAX),
-        }
+        self.core.hello().clone()
     }
 
     /// The heartbeat this board would send now.
     pub fn status(&self) -> Heartbeat {
-        Heartbeat {
-            boot_id: self.ring.boot_id(),
-            uptime_s: u32::try_from(self.uptime_ms / 1000).unwrap_or(u32::MAX),
-            next_seq: self.ring.next_seq(),
-            unacked: u16::try_from(self.ring.len()).unwrap_or(u16::MAX),
-            off_hook: self.off_hook,
-            ringing: self.ringing,
-            line_ok: self.line_ok,
-            counters: self.counters,
-        }
+        let uptime_s = u32::try_from(self.uptime_ms / 1000).unwrap_or(u32::MAX);
+        self.core.heartbeat(uptime_s, self.line)
+    }
+
+    /// The protocol core (ring, counters).
+    pub fn core(&self) -> &BoardCore<N> {
+        &self.core
     }
 
     // ----- internals -----
 
-    fn apply(&mut self, m: HostMsg) {
-        self.received.push(m.clone());
-        match m {
-            HostMsg::Ack { boot_id, up_to_seq } => {
-                if self.ring.ack(boot_id, up_to_seq) > 0 {
-                    self.since_progress_ms = 0;
-                }
-            }
-            HostMsg::Replay { boot_id, from_seq } => {
-                if boot_id == self.ring.boot_id() {
-                    if self.ring.ack(boot_id, from_seq.saturating_sub(1)) > 0 {
-                        self.since_progress_ms = 0;
-                    }
-                    self.replay_from(from_seq);
-                }
-            }
-            HostMsg::Configure(c) => {
-                self.cfg.region = c.region;
-                self.config = Some(c);
-            }
-            HostMsg::Leds(l) => self.leds = l,
-            HostMsg::StatusRequest => {
-                self.send(&BoardMsg::Hello(self.hello()));
-                self.heartbeat();
-                self.replay_from(0);
-            }
-        }
-    }
-
-    fn replay_from(&mut self, from_seq: u32) {
-        self.since_progress_ms = 0;
-        let envs: StdVec<_> = self.ring.unacked_from(from_seq).collect();
-        for e in envs {
-            self.counters.replayed = self.counters.replayed.wrapping_add(1);
-            self.send(&BoardMsg::Event(e));
-        }
-    }
-
     fn send(&mut self, msg: &BoardMsg) {
-        if !self.connected {
-            return;
-        }
-        let mut buf = [0u8; MAX_FRAME];
-        // Every BoardMsg fits MAX_FRAME (tested in the size tests), so this cannot fail.
-        if let Ok(n) = encode_versioned(self.cfg.proto_version, msg, &mut buf) {
-            self.out.extend_from_slice(buf.get(..n).unwrap_or_default());
-        }
+        sender(&mut self.out, self.connected, self.cfg.proto_version)(msg);
     }
 
     fn make_cid(&self, number: &str, name: &str, presentation: Presentation) -> CallerId {

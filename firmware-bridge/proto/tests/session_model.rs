@@ -1,15 +1,15 @@
-//! Model test of EventRing (board) + HostSession (host) over a lossy link, through the real
+//! Model test of BoardCore + EventRing (board) and HostSession (host) over a lossy link, through the real
 //! encoder and decoder: random events, lost frames and acks, disconnects with replay, host
-//! restarts (resuming persisted state) and board reboots. Every event reaches the application
+//! restarts (resuming persisted state), board reboots and retransmit timeouts. Every event reaches the application
 //! exactly once, except events the board dropped from its full ring or held unacknowledged when it
 //! rebooted (its RAM is gone), and the host's loss count matches the ring's drops.
 
 use std::collections::{BTreeSet, VecDeque};
 
+use linekeeper_bridge_proto::board::{BoardCore, LineState};
 use linekeeper_bridge_proto::frame::{encode, Decoder, MAX_FRAME};
 use linekeeper_bridge_proto::host::{HostEvent, HostSession, SessionState};
 use linekeeper_bridge_proto::msg::*;
-use linekeeper_bridge_proto::ring::EventRing;
 use proptest::prelude::*;
 
 const RING: usize = 6;
@@ -34,6 +34,8 @@ enum Op {
     BoardReboot,
     /// The host hears a heartbeat.
     Heartbeat,
+    /// Time passes on the board (retransmit timeout 1000 ms).
+    Tick(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -47,6 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::HostRestart),
         1 => Just(Op::BoardReboot),
         1 => Just(Op::Heartbeat),
+        1 => (0u16..1500).prop_map(Op::Tick),
     ]
 }
 
@@ -57,36 +60,34 @@ fn frame<M: serde::Serialize>(m: &M) -> Vec<u8> {
 }
 
 struct Board {
-    ring: EventRing<RING>,
+    core: BoardCore<RING>,
     next_boot: u32,
     dec: Decoder,
 }
 
-impl Board {
-    fn hello(&self) -> BoardMsg {
-        BoardMsg::Hello(Hello {
-            proto_version: linekeeper_bridge_proto::PROTO_VERSION,
-            board_id: 42,
-            boot_id: self.ring.boot_id(),
-            firmware_version: FwVersion {
-                major: 1,
-                minor: 0,
-                patch: 0,
-            },
-            capabilities: Capabilities(Capabilities::ALL),
-            region: Region {
-                country: *b"CN",
-                cid_standard: CidStandard::Bell202,
-                cid_start: CidStart::Ring,
-            },
-            ring_capacity: RING as u16,
-        })
+fn hello(boot_id: u32) -> Hello {
+    Hello {
+        proto_version: linekeeper_bridge_proto::PROTO_VERSION,
+        board_id: 42,
+        boot_id,
+        firmware_version: FwVersion {
+            major: 1,
+            minor: 0,
+            patch: 0,
+        },
+        capabilities: Capabilities(Capabilities::ALL),
+        region: Region {
+            country: *b"CN",
+            cid_standard: CidStandard::Bell202,
+            cid_start: CidStart::Ring,
+        },
+        ring_capacity: 0,
     }
-    fn replay(&self, from: u32, up: &mut VecDeque<Vec<u8>>) {
-        for e in self.ring.unacked_from(from) {
-            up.push_back(frame(&BoardMsg::Event(e)));
-        }
-    }
+}
+
+/// The board's `send`: queue the encoded frame on the link.
+fn to(up: &mut VecDeque<Vec<u8>>) -> impl FnMut(&BoardMsg) + '_ {
+    |m| up.push_back(frame(m))
 }
 
 struct World {
@@ -108,7 +109,7 @@ impl World {
     fn new() -> Self {
         let mut w = World {
             board: Board {
-                ring: EventRing::new(1000),
+                core: BoardCore::new(hello(1000), 1000),
                 next_boot: 1001,
                 dec: Decoder::new(),
             },
@@ -123,7 +124,7 @@ impl World {
             lost_in_reboot: BTreeSet::new(),
             key: 0,
         };
-        w.up.push_back(frame(&w.board.hello()));
+        w.board.core.link_up(&mut to(&mut w.up));
         w
     }
 
@@ -143,44 +144,31 @@ impl World {
     }
 
     fn board_rx(&mut self, bytes: &[u8]) {
-        let mut msgs = Vec::new();
-        self.board.dec.feed::<HostMsg>(bytes, |r| msgs.push(r));
-        for m in msgs.into_iter().flatten() {
-            match m {
-                HostMsg::Ack { boot_id, up_to_seq } => {
-                    self.board.ring.ack(boot_id, up_to_seq);
-                }
-                HostMsg::Replay { boot_id, from_seq } => {
-                    if boot_id == self.board.ring.boot_id() {
-                        self.board.ring.ack(boot_id, from_seq.saturating_sub(1));
-                        self.board.replay(from_seq, &mut self.up);
-                    }
-                }
-                HostMsg::StatusRequest => {
-                    self.up.push_back(frame(&self.board.hello()));
-                    self.board.replay(0, &mut self.up);
-                }
-                HostMsg::Configure(_) | HostMsg::Leds(_) => {}
-            }
+        let mut frames = Vec::new();
+        self.board.dec.feed::<HostMsg>(bytes, |r| frames.push(r));
+        for f in frames {
+            let line = LineState::default();
+            self.board.core.on_host(f, 0, line, &mut to(&mut self.up));
         }
     }
 
     fn apply(&mut self, op: &Op) {
         match *op {
             Op::Event => {
-                let boot = self.board.ring.boot_id();
-                let front = self.board.ring.unacked_from(0).next().map(|e| e.seq);
-                let before = self.board.ring.dropped();
+                let ring = self.board.core.ring();
+                let boot = ring.boot_id();
+                let front = ring.unacked_from(0).next().map(|e| e.seq);
+                let before = ring.dropped();
                 self.key = self.key.wrapping_add(1);
-                let e = self.board.ring.push(Event::Key {
+                let event = Event::Key {
                     key: self.key,
                     long_press: false,
-                });
-                if self.board.ring.dropped() != before {
+                };
+                let seq = self.board.core.event(event, &mut to(&mut self.up));
+                if self.board.core.ring().dropped() != before {
                     self.evicted.insert((boot, front.unwrap()));
                 }
-                self.created.insert((boot, e.seq));
-                self.up.push_back(frame(&BoardMsg::Event(e)));
+                self.created.insert((boot, seq));
             }
             Op::Up(n) => {
                 for _ in 0..n {
@@ -209,30 +197,22 @@ impl World {
                 self.reconnect();
             }
             Op::BoardReboot => {
-                let old = self.board.ring.boot_id();
-                for e in self.board.ring.unacked_from(0) {
+                let ring = self.board.core.ring();
+                let old = ring.boot_id();
+                for e in ring.unacked_from(0) {
                     self.lost_in_reboot.insert((old, e.seq));
                 }
-                self.board.ring = EventRing::new(self.board.next_boot);
+                self.board.core = BoardCore::new(hello(self.board.next_boot), 1000);
                 self.board.next_boot += 1;
                 self.board.dec = Decoder::new();
-                // In-flight frames of the old boot may still arrive (stale); the new boot says hello.
-                self.up.push_back(frame(&self.board.hello()));
+                // In-flight frames of the old boot may still arrive; the new boot says hello.
+                self.board.core.link_up(&mut to(&mut self.up));
             }
             Op::Heartbeat => {
-                let r = &self.board.ring;
-                let hb = Heartbeat {
-                    boot_id: r.boot_id(),
-                    uptime_s: 0,
-                    next_seq: r.next_seq(),
-                    unacked: r.len() as u16,
-                    off_hook: false,
-                    ringing: false,
-                    line_ok: true,
-                    counters: Counters::default(),
-                };
+                let hb = self.board.core.heartbeat(0, LineState::default());
                 self.up.push_back(frame(&BoardMsg::Heartbeat(hb)));
             }
+            Op::Tick(ms) => self.board.core.tick(u32::from(ms), &mut to(&mut self.up)),
         }
     }
 
@@ -242,8 +222,7 @@ impl World {
         self.host_dec.reset();
         self.board.dec.reset();
         // Board on link-up: Hello and replay. Host on open: StatusRequest.
-        self.up.push_back(frame(&self.board.hello()));
-        self.board.replay(0, &mut self.up);
+        self.board.core.link_up(&mut to(&mut self.up));
         let m = self.host.on_connect();
         self.down.push_back(frame(&m));
     }
@@ -291,7 +270,7 @@ proptest! {
             );
         }
         prop_assert!(seen.is_subset(&w.created));
-        prop_assert!(w.board.ring.is_empty(), "board still holds {}", w.board.ring.len());
+        prop_assert!(w.board.core.ring().is_empty(), "board still holds {}", w.board.core.ring().len());
 
         // The host counts as lost only events that were really dropped, and without reboots it
         // counts every one of them.
