@@ -25,6 +25,10 @@ pub const MAX_PAYLOAD: usize = MAX_BODY - 3;
 /// Size encode buffers and [`Decoder`] with this.
 pub const MAX_FRAME: usize = cobs::max_encoding_length(MAX_BODY) + 1;
 
+/// Largest encoded [`HostMsg`] frame, including the delimiter (tested in `tests/sizes.rs`). The
+/// board may size its host-side decoder with it: `Decoder<MAX_HOST_FRAME>`.
+pub const MAX_HOST_FRAME: usize = 32;
+
 /// The frame could not be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {

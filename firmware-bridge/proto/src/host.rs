@@ -13,7 +13,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::FrameError;
+use crate::frame::{Decoder, DecoderStats, FrameError, MAX_FRAME};
 use crate::msg::{BoardMsg, Event, Heartbeat, Hello, HostMsg, Log, SeqEvent};
 use crate::PROTO_VERSION;
 
@@ -372,6 +372,81 @@ impl HostSession {
             event: Some(event),
             reply: self.current_ack(),
         }
+    }
+}
+
+/// A [`Decoder`] and a [`HostSession`] together: what the daemon runs per serial port.
+///
+/// ```
+/// use linekeeper_bridge_proto::host::{HostEvent, HostLink};
+/// use linekeeper_bridge_proto::frame::{encode, MAX_FRAME};
+///
+/// let mut link: HostLink = HostLink::new();
+/// let hello_request = link.on_connect(); // encode and write this after opening the port
+/// # let _ = hello_request;
+/// let bytes_from_port: &[u8] = &[0x00];
+/// link.feed(
+///     bytes_from_port,
+///     |event: HostEvent| { /* store / act, then persist link.session().state() */ },
+///     |reply| {
+///         let mut buf = [0u8; MAX_FRAME];
+///         let n = encode(reply, &mut buf).unwrap();
+///         // write buf[..n] to the port
+/// #       let _ = n;
+///     },
+/// );
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HostLink<const N: usize = MAX_FRAME> {
+    decoder: Decoder<N>,
+    session: HostSession,
+}
+
+impl<const N: usize> HostLink<N> {
+    pub fn new() -> Self {
+        Self::resume(SessionState::default())
+    }
+
+    /// Continue from a persisted [`SessionState`].
+    pub fn resume(state: SessionState) -> Self {
+        HostLink {
+            decoder: Decoder::new(),
+            session: HostSession::resume(state),
+        }
+    }
+
+    /// Call after (re)opening the port; send the returned message. Drops any partial frame.
+    pub fn on_connect(&mut self) -> HostMsg {
+        self.decoder.reset();
+        self.session.on_connect()
+    }
+
+    /// Feed bytes read from the port: `on_event` gets each [`HostEvent`], `on_reply` each message to
+    /// send back (in order).
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut on_event: impl FnMut(HostEvent),
+        mut on_reply: impl FnMut(&HostMsg),
+    ) {
+        let session = &mut self.session;
+        self.decoder.feed::<BoardMsg>(chunk, |r| {
+            let step = session.on_frame(r);
+            if let Some(e) = step.event {
+                on_event(e);
+            }
+            if let Some(m) = &step.reply {
+                on_reply(m);
+            }
+        });
+    }
+
+    pub fn session(&self) -> &HostSession {
+        &self.session
+    }
+
+    pub fn decoder_stats(&self) -> DecoderStats {
+        self.decoder.stats()
     }
 }
 

@@ -27,6 +27,6 @@ pub const PROTO_VERSION: u8 = 1;
 
 pub use board::{BoardCore, HostCommand, LineState};
 pub use frame::{decode_frame, encode, Decoder, DecoderStats, FrameError, MAX_FRAME};
-pub use host::{HostEvent, HostSession, ProtoMismatch, SessionState, Step};
+pub use host::{HostEvent, HostLink, HostSession, ProtoMismatch, SessionState, Step};
 pub use msg::{BoardMsg, Event, HostMsg};
 pub use ring::EventRing;

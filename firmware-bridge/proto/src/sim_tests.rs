@@ -2,12 +2,11 @@
 
 use super::*;
 use crate::frame::encode;
-use crate::host::{HostEvent, HostSession, ProtoMismatch, SessionState};
+use crate::host::{HostEvent, HostLink, HostSession, ProtoMismatch, SessionState};
 
-/// The daemon's side, as the daemon will do it: decoder -> session -> replies.
+/// The daemon's side, as the daemon will do it: a HostLink (decoder -> session -> replies).
 struct Host {
-    dec: Decoder,
-    session: HostSession,
+    link: HostLink,
     /// Application-level events delivered so far.
     events: StdVec<HostEvent>,
     /// When false, replies are computed but not sent (to simulate lost acks / a host crash).
@@ -21,27 +20,32 @@ impl Host {
 
     fn resume(state: SessionState) -> Self {
         Host {
-            dec: Decoder::new(),
-            session: HostSession::resume(state),
+            link: HostLink::resume(state),
             events: StdVec::new(),
             send_replies: true,
         }
     }
 
+    fn session(&self) -> &HostSession {
+        self.link.session()
+    }
+
     /// Process board bytes; returns host bytes.
     fn take(&mut self, bytes: &[u8]) -> StdVec<u8> {
-        let mut frames = StdVec::new();
-        self.dec.feed::<BoardMsg>(bytes, |r| frames.push(r));
         let mut out = StdVec::new();
-        for f in frames {
-            let step = self.session.on_frame(f);
-            self.events.extend(step.event);
-            if let (Some(reply), true) = (step.reply, self.send_replies) {
-                let mut buf = [0u8; MAX_FRAME];
-                let n = encode(&reply, &mut buf).unwrap();
-                out.extend_from_slice(&buf[..n]);
-            }
-        }
+        let events = &mut self.events;
+        let send = self.send_replies;
+        self.link.feed(
+            bytes,
+            |e| events.push(e),
+            |reply| {
+                if send {
+                    let mut buf = [0u8; MAX_FRAME];
+                    let n = encode(reply, &mut buf).unwrap();
+                    out.extend_from_slice(&buf[..n]);
+                }
+            },
+        );
         out
     }
 
@@ -137,7 +141,7 @@ fn missed_call() {
     assert_eq!(cad[1], b.config().cadence);
     // Everything acknowledged.
     assert_eq!(b.unacked(), 0);
-    assert_eq!(h.session.state().last_seq, 5);
+    assert_eq!(h.session().state().last_seq, 5);
     assert_eq!(b.counters().rings, 3);
     assert_eq!(b.counters().cids, 1);
 }
@@ -179,15 +183,14 @@ fn reconnect_replays_without_double_count() {
     assert!(b.take_output().is_empty());
     // Reconnect: Hello, then replay of all 4 unacked (2 of which the host already has).
     h.send_replies = true;
-    h.dec.reset();
     b.connect();
-    let msg = h.session.on_connect();
+    let msg = h.link.on_connect();
     let mut buf = [0u8; MAX_FRAME];
     let n = encode(&msg, &mut buf).unwrap();
     b.receive(&buf[..n]);
     pump(&mut b, &mut h);
     assert_eq!(h.kinds(), ["ring", "cid", "ring", "ringstop"]);
-    assert!(h.session.stats().duplicates >= 2);
+    assert!(h.session().stats().duplicates >= 2);
     assert_eq!(b.unacked(), 0);
     assert_eq!(b.counters().events_dropped, 0);
 }
@@ -200,15 +203,15 @@ fn host_restart_with_persisted_state_does_not_double_count() {
     b.ring();
     b.caller_id("13800138000", "Zhang");
     pump(&mut b, &mut h);
-    let saved = h.session.state();
+    let saved = h.session().state();
     let mut h2 = Host::resume(saved);
     let mut buf = [0u8; MAX_FRAME];
-    let n = encode(&h2.session.on_connect(), &mut buf).unwrap();
+    let n = encode(&h2.link.on_connect(), &mut buf).unwrap();
     b.receive(&buf[..n]);
     b.ring_stop();
     pump(&mut b, &mut h2);
     assert_eq!(h2.kinds(), ["ringstop"]);
-    assert_eq!(h2.session.stats().duplicates, 2);
+    assert_eq!(h2.session().stats().duplicates, 2);
     assert_eq!(b.unacked(), 0);
 }
 
@@ -234,8 +237,8 @@ fn board_reboot_restarts_seq_and_is_not_replay() {
     assert_eq!(hellos, [false, true]);
     let got: StdVec<(u32, &str)> = h.line_events().iter().map(|(s, e)| (*s, kind(e))).collect();
     assert_eq!(got, [(1, "ring"), (2, "ringstop"), (1, "ring"), (2, "cid")]);
-    assert_eq!(h.session.stats().reboots, 1);
-    assert_eq!(h.session.state().boot_id, Some(2));
+    assert_eq!(h.session().stats().reboots, 1);
+    assert_eq!(h.session().state().boot_id, Some(2));
     assert_eq!(b.unacked(), 0);
 }
 
@@ -257,7 +260,7 @@ fn reboot_while_host_missed_hello_is_detected_from_events() {
     pump(&mut b, &mut h);
     let got: StdVec<u32> = h.line_events().iter().map(|(s, _)| *s).collect();
     assert_eq!(got, [1, 1]);
-    assert_eq!(h.session.state().boot_id, Some(77));
+    assert_eq!(h.session().state().boot_id, Some(77));
     assert_eq!(b.unacked(), 0);
 }
 
@@ -275,7 +278,7 @@ fn version_mismatch_is_reported_with_both_versions() {
         board: PROTO_VERSION + 2,
         host: PROTO_VERSION,
     };
-    assert_eq!(h.session.mismatch(), Some(expect));
+    assert_eq!(h.session().mismatch(), Some(expect));
     assert!(h.events.contains(&HostEvent::VersionMismatch(expect)));
     assert!(h.line_events().is_empty());
     let text = std::format!("{expect}");
@@ -284,7 +287,7 @@ fn version_mismatch_is_reported_with_both_versions() {
         "{text}"
     );
     assert!(text.contains("upgrade linekeeper") && text.contains("reflash"));
-    assert_eq!(h.dec.stats().version, 2);
+    assert_eq!(h.link.decoder_stats().version, 2);
 
     let old = ProtoMismatch::check(0).unwrap();
     assert_eq!(
@@ -311,7 +314,7 @@ fn full_ring_while_disconnected_reports_loss() {
     let got: StdVec<u32> = h.line_events().iter().map(|(s, _)| *s).collect();
     assert_eq!(got, [1, 4, 5, 6, 7]);
     assert_eq!(b.counters().events_dropped, 2);
-    assert_eq!(h.session.stats().lost, 2);
+    assert_eq!(h.session().stats().lost, 2);
     assert!(h.events.iter().any(|e| matches!(
         e,
         HostEvent::Event {
@@ -338,8 +341,8 @@ fn corrupted_frame_is_replayed() {
     b.receive(&down);
     pump(&mut b, &mut h);
     assert_eq!(h.kinds(), ["ring", "cid", "ring"]);
-    assert_eq!(h.session.stats().replay_requests, 1);
-    assert!(h.dec.stats().errors() >= 1);
+    assert_eq!(h.session().stats().replay_requests, 1);
+    assert!(h.link.decoder_stats().errors() >= 1);
     assert_eq!(b.unacked(), 0);
 }
 

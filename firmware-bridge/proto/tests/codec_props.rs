@@ -2,7 +2,7 @@
 
 mod strategies;
 
-use linekeeper_bridge_proto::frame::{decode_frame, encode, Decoder, FrameError, MAX_FRAME};
+use linekeeper_bridge_proto::frame::{decode_frame, encode, Decoder, FrameError, CRC16, MAX_FRAME};
 use linekeeper_bridge_proto::msg::{BoardMsg, HostMsg};
 use proptest::prelude::*;
 use strategies::{board_msg, host_msg};
@@ -36,8 +36,51 @@ fn is_subsequence<T: PartialEq>(small: &[T], big: &[T]) -> bool {
     small.iter().all(|s| it.any(|b| b == s))
 }
 
+/// Frame `payload` with the right version and CRC, so only postcard decoding can reject it.
+fn valid_frame_around(payload: &[u8]) -> Vec<u8> {
+    let mut body = vec![linekeeper_bridge_proto::PROTO_VERSION];
+    body.extend_from_slice(payload);
+    let crc = CRC16.checksum(&body).to_le_bytes();
+    body.extend_from_slice(&crc);
+    let mut out = vec![0u8; cobs::max_encoding_length(body.len())];
+    let n = cobs::try_encode(&body, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+fn payload_error_only<M>(r: &Result<M, FrameError>) -> bool {
+    matches!(
+        r,
+        Ok(_) | Err(FrameError::UnknownMessage) | Err(FrameError::UnknownEvent { .. })
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Arbitrary payloads behind a valid CRC exercise the postcard decoding of every type.
+    #[test]
+    fn any_payload_behind_a_valid_crc_decodes_or_is_unknown(
+        payload in proptest::collection::vec(any::<u8>(), 1..249),
+    ) {
+        let f = valid_frame_around(&payload);
+        let r = decode_frame::<BoardMsg>(&mut f.clone());
+        prop_assert!(payload_error_only(&r), "{:?}", r);
+        let r = decode_frame::<HostMsg>(&mut f.clone());
+        prop_assert!(payload_error_only(&r), "{:?}", r);
+    }
+
+    /// A valid message's payload with one byte changed (CRC fixed up): decodes or is unknown.
+    #[test]
+    fn mutated_payload_decodes_or_is_unknown(m in board_msg(), at in any::<usize>(), val in any::<u8>()) {
+        let mut buf = [0u8; MAX_FRAME];
+        let mut p = postcard::to_slice(&m, &mut buf).unwrap().to_vec();
+        let i = at % p.len();
+        p[i] = val;
+        let mut f = valid_frame_around(&p);
+        let r = decode_frame::<BoardMsg>(&mut f);
+        prop_assert!(payload_error_only(&r), "{:?}", r);
+    }
 
     #[test]
     fn any_bytes_give_frames_or_counted_errors(

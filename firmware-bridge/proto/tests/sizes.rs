@@ -3,7 +3,7 @@
 //! `cargo test --test sizes -- --nocapture` prints the table.
 
 use heapless::{String, Vec};
-use linekeeper_bridge_proto::frame::{encode, CRC16, MAX_FRAME};
+use linekeeper_bridge_proto::frame::{encode, Decoder, CRC16, MAX_FRAME, MAX_HOST_FRAME};
 use linekeeper_bridge_proto::msg::*;
 
 fn size<M: serde::Serialize>(m: &M) -> usize {
@@ -181,4 +181,47 @@ fn golden_bytes_hook_event() {
     want.push(0);
     assert_eq!(&buf[..n], &want[..]);
     println!("golden Hook frame: {:02X?}", &buf[..n]);
+}
+
+#[test]
+fn largest_host_messages_fit_the_board_decoder() {
+    let worst = [
+        HostMsg::Ack {
+            boot_id: u32::MAX,
+            up_to_seq: u32::MAX,
+        },
+        HostMsg::Replay {
+            boot_id: u32::MAX,
+            from_seq: u32::MAX,
+        },
+        HostMsg::Configure(Configure {
+            region: Region {
+                country: [0xFF; 2],
+                cid_standard: CidStandard::NttJclip,
+                cid_start: CidStart::None,
+            },
+            off_hook_below_mv: u16::MAX,
+            line_lost_below_mv: u16::MAX,
+            ring_timeout_ms: u16::MAX,
+            heartbeat_s: u16::MAX,
+            voltage_step_mv: u16::MAX,
+        }),
+        HostMsg::Leds(Leds {
+            on: u16::MAX,
+            blink: u16::MAX,
+            blink_period_ms: u16::MAX,
+        }),
+        HostMsg::StatusRequest,
+    ];
+    for m in worst {
+        let mut buf = [0u8; MAX_FRAME];
+        let n = encode(&m, &mut buf).unwrap();
+        println!("worst {m:?}: {n} bytes");
+        assert!(n <= MAX_HOST_FRAME, "{m:?} is {n} bytes");
+        // A decoder of MAX_HOST_FRAME bytes takes it (it stores the frame without the delimiter).
+        let mut d: Decoder<MAX_HOST_FRAME> = Decoder::new();
+        let mut got = None;
+        d.feed::<HostMsg>(&buf[..n], |r| got = Some(r));
+        assert_eq!(got, Some(Ok(m)));
+    }
 }
