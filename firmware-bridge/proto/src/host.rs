@@ -80,6 +80,9 @@ pub struct HostStats {
     pub duplicates: u32,
     /// Events the board dropped from its full ring (never delivered).
     pub lost: u32,
+    /// Events before the first one this session saw of a boot it knew nothing about (no persisted
+    /// state): acknowledged by an earlier host, or dropped; nobody can tell. Not reported as lost.
+    pub unknown_history: u32,
     /// Events that arrived after a gap and were discarded awaiting a replay.
     pub out_of_order: u32,
     /// Frames from a previous boot arriving after the new one (ignored).
@@ -141,6 +144,9 @@ pub struct Step {
 pub struct HostSession {
     state: SessionState,
     prev_boot: Option<u32>,
+    /// Whether `last_seq` is known for the current boot (false after first contact with a boot
+    /// this session has no state for, until its first event).
+    history_known: bool,
     replay_requested: bool,
     hello: Option<Hello>,
     mismatch: Option<ProtoMismatch>,
@@ -157,6 +163,7 @@ impl HostSession {
     pub fn resume(state: SessionState) -> Self {
         HostSession {
             state,
+            history_known: state.boot_id.is_some(),
             ..Self::default()
         }
     }
@@ -254,6 +261,8 @@ impl HostSession {
                     self.stats.reboots = self.stats.reboots.wrapping_add(1);
                 }
                 self.prev_boot = old;
+                // A reboot we witnessed starts at seq 1; a boot met with no state may be far along.
+                self.history_known = old.is_some();
                 self.state.boot_id = Some(boot_id);
                 self.state.last_seq = 0;
                 self.replay_requested = false;
@@ -328,11 +337,17 @@ impl HostSession {
         let mut lost = 0;
         if seq > expected && oldest > expected {
             // The board no longer holds expected..oldest-1: they were dropped from its full ring.
-            lost = oldest.min(seq) - expected;
-            self.state.last_seq = expected + lost - 1;
-            self.stats.lost = self.stats.lost.wrapping_add(lost);
-            expected += lost;
+            let gap = oldest.min(seq) - expected;
+            self.state.last_seq = expected + gap - 1;
+            expected += gap;
+            if self.history_known {
+                lost = gap;
+                self.stats.lost = self.stats.lost.wrapping_add(gap);
+            } else {
+                self.stats.unknown_history = self.stats.unknown_history.wrapping_add(gap);
+            }
         }
+        self.history_known = true;
         if seq > expected {
             // A frame between was lost or corrupted: discard this one, ask for a replay once.
             self.stats.out_of_order = self.stats.out_of_order.wrapping_add(1);
@@ -501,6 +516,33 @@ mod tests {
             })
         ));
         assert_eq!(h.stats().lost, 4);
+    }
+
+    #[test]
+    fn first_contact_with_a_running_board_is_not_loss() {
+        // A host without persisted state meets a board whose ring starts at 490.
+        let mut h = HostSession::new();
+        let s = h.on_frame(ev(5, 490, 490));
+        assert!(matches!(
+            s.event,
+            Some(HostEvent::Event {
+                seq: 490,
+                lost_before: 0,
+                ..
+            })
+        ));
+        assert_eq!((h.stats().lost, h.stats().unknown_history), (0, 489));
+        // From then on a gap the board reports is loss.
+        h.on_frame(ev(5, 495, 495));
+        assert_eq!(h.stats().lost, 4);
+        // Resumed state knows its history.
+        let mut r = HostSession::resume(SessionState {
+            board_id: None,
+            boot_id: Some(5),
+            last_seq: 10,
+        });
+        r.on_frame(ev(5, 20, 20));
+        assert_eq!(r.stats().lost, 9);
     }
 
     #[test]
