@@ -55,8 +55,16 @@ fn payload_error_only<M>(r: &Result<M, FrameError>) -> bool {
     )
 }
 
+/// `PROPTEST_CASES` overrides the number of cases (for long runs).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases(512)))]
 
     /// Arbitrary payloads behind a valid CRC exercise the postcard decoding of every type.
     #[test]

@@ -242,8 +242,16 @@ impl World {
     }
 }
 
+/// `PROPTEST_CASES` overrides the number of cases (for long runs).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(1000)))]
 
     #[test]
     fn every_event_exactly_once_except_counted_drops(ops in proptest::collection::vec(op(), 0..200)) {
