@@ -330,6 +330,11 @@ mod tests {
     }
 
     #[test]
+    fn crc_is_ibm_sdlc() {
+        assert_eq!(CRC16.checksum(b"123456789"), 0x906E);
+    }
+
+    #[test]
     fn golden_bytes_status_request() {
         // version 1, postcard tag 4, CRC-16/IBM-SDLC of [01 04] little-endian, COBS, 0x00.
         let mut buf = [0u8; MAX_FRAME];
