@@ -2,7 +2,7 @@
 //!
 //! How it works, all in integer arithmetic:
 //!
-//! * two quadrature correlators (one per tone) over a sliding window of one bit (7 samples) give the energy at
+//! * two quadrature correlators (one per tone) over a sliding window of about one bit (6 samples) give the energy at
 //!   the mark and at the space frequency; the bit is mark when the mark energy is the larger;
 //! * the carrier detector compares the tonal energy with the total power (smoothed over 4 ms) and requires a
 //!   minimum level (about -48 dBm0), with hysteresis and debounce;
@@ -27,12 +27,13 @@ pub const MARK_MIN_BITS: u32 = 50;
 /// Longest mark gap tolerated between two bytes of one message.
 pub const GAP_MAX_BITS: u32 = 40;
 
-const WIN: usize = 7;
+const WIN: usize = 6;
 /// One bit in 1/256 samples: 8000 / 1200 * 256.
 const BIT_Q8: u32 = 1707;
 const MARK_MIN_SAMPLES: u32 = MARK_MIN_BITS * 20 / 3;
 const GAP_MAX_SAMPLES: u32 = GAP_MAX_BITS * 20 / 3;
-/// Carrier: tonal / power ratio (x8) to switch on and to stay on. A clean tone gives about 24, white noise 14.
+/// Carrier: tonal / power ratio (x8) to switch on and to stay on. FSK (clean or at 20 dB SNR) gives 20-23, white
+/// noise mostly 12-19, speech 6-18: the carrier gate only keeps the receiver idle on most non-FSK input.
 const CARRIER_ON_X8: u32 = 20;
 const CARRIER_OFF_X8: u32 = 18;
 /// Minimum smoothed power (about -48 dBm0 for a tone).
@@ -115,7 +116,8 @@ enum Rx {
 /// A complete FSK message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FskMessage {
-    /// Sample index (of the stream given to [`FskReceiver::push`]) where the carrier began.
+    /// Sample index (of the stream given to [`FskReceiver::push`]) where the mark signal before the message
+    /// began (after the channel seizure, when there is one).
     pub start_sample: u64,
     /// What the message said.
     pub message: Message,
@@ -127,13 +129,13 @@ pub struct FskReceiver {
     mode: FskMode,
     mark: Correlator,
     space: Correlator,
+    pre: [i32; 2],
     pos: usize,
     pow_s: u32,
     ton_s: u32,
     carrier: bool,
     cd_count: u16,
-    carrier_start: u64,
-    candidate_start: u64,
+    mark_start: u64,
     run: u32,
     prev_bit_space: bool,
     rx: Rx,
@@ -158,13 +160,13 @@ impl FskReceiver {
             mode,
             mark: Correlator::new(m),
             space: Correlator::new(s),
+            pre: [0; 2],
             pos: 0,
             pow_s: 0,
             ton_s: 0,
             carrier: false,
             cd_count: 0,
-            carrier_start: 0,
-            candidate_start: 0,
+            mark_start: 0,
             run: 0,
             prev_bit_space: false,
             rx: Rx::Hunt,
@@ -176,6 +178,18 @@ impl FskReceiver {
             acc: [0; 2],
             n: 0,
         }
+    }
+
+    /// The carrier detector's smoothed tonal energy and power (for tuning and tests).
+    #[doc(hidden)]
+    pub fn carrier_metric(&self) -> (u32, u32) {
+        (self.ton_s, self.pow_s)
+    }
+
+    /// The bytes of the message being received (for tests).
+    #[doc(hidden)]
+    pub fn partial(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
     }
 
     /// Whether a carrier is present now.
@@ -211,7 +225,12 @@ impl FskReceiver {
 
     /// Feeds one sample (already DC-free, |x| <= 32767). Returns a message when one has just completed.
     pub fn push(&mut self, x: i32) -> Option<FskMessage> {
+        // Pre-filter (1 - z^-2) / 2: zeros at 0 Hz and 4 kHz, peak at 2 kHz; speech at 300 Hz is 11 dB down
+        // relative to the 1200 Hz mark.
         let x = x.clamp(-32767, 32767);
+        let [x1, x2] = self.pre;
+        self.pre = [x, x1];
+        let x = (x - x2) >> 1;
         let n = self.n;
         self.n += 1;
         let em = self.mark.step(x, self.pos);
@@ -235,9 +254,6 @@ impl FskReceiver {
             level && ratio_x8(CARRIER_ON_X8)
         };
         if want != self.carrier {
-            if self.cd_count == 0 {
-                self.candidate_start = n;
-            }
             self.cd_count += 1;
             let need = if self.carrier {
                 CARRIER_OFF_SAMPLES
@@ -247,9 +263,7 @@ impl FskReceiver {
             if self.cd_count >= need {
                 self.carrier = want;
                 self.cd_count = 0;
-                if want {
-                    self.carrier_start = self.candidate_start.saturating_sub(WIN as u64 + 16);
-                } else {
+                if !want {
                     self.abandon();
                 }
             }
@@ -286,9 +300,12 @@ impl FskReceiver {
             }
         }
 
+        // Two space decisions in a row are a real space (one alone is a noise glitch, which a mark run survives).
+        let space2 = !bit && self.prev_bit_space;
+        self.prev_bit_space = !bit;
         if bit {
             self.run = self.run.saturating_add(1);
-        } else {
+        } else if space2 {
             self.run = 0;
         }
 
@@ -297,14 +314,16 @@ impl FskReceiver {
                 if self.run >= MARK_MIN_SAMPLES {
                     self.rx = Rx::Wait { gap: 0 };
                     self.len = 0;
-                } else if self.run == 0 {
+                    // The decision lags the line by about half the window plus the pre-filter's sample.
+                    self.mark_start = (n + 1).saturating_sub(self.run as u64 + WIN as u64 / 2 + 1);
+                } else if space2 {
                     self.acc = [0; 2];
                 }
                 None
             }
             Rx::Wait { gap } => {
-                // A start edge needs two space decisions in a row (one is a noise glitch); its time is the first.
-                if !bit && self.prev_bit_space {
+                // A start edge needs two space decisions in a row; its time is the first.
+                if space2 {
                     // Time since the first space decision: one sample elapsed, plus one sample of the decision's lag measured
                     // against clean signals (sampling 2 samples later or earlier raises the error rate at 20 dB SNR).
                     self.rx = Rx::Byte {
@@ -318,7 +337,6 @@ impl FskReceiver {
                 } else {
                     self.rx = Rx::Wait { gap: gap + 1 };
                 }
-                self.prev_bit_space = !bit;
                 None
             }
             Rx::Byte {
@@ -357,7 +375,6 @@ impl FskReceiver {
                             return None;
                         }
                         self.rx = Rx::Wait { gap: 0 };
-                        self.prev_bit_space = false;
                         self.byte((val & 0xFF) as u8)
                     }
                     _ => {
@@ -402,7 +419,7 @@ impl FskReceiver {
         let format = self.format();
         let msg = self.buf.get(..self.len).and_then(|m| cid::parse(format, m));
         self.last_len = self.len;
-        let start = self.carrier_start;
+        let start = self.mark_start;
         self.abandon();
         msg.map(|message| FskMessage {
             start_sample: start,
