@@ -91,7 +91,8 @@ fn v23_20db_snr_freq_error() {
 fn sdmf_and_absence_reasons() {
     // Every one of these clean messages at -20 dBm decodes with the right fields (100 %).
     let p = Fsk::bell202(-20.0);
-    let cases: Vec<(Vec<u8>, Option<&str>, Presentation, Option<&str>)> = vec![
+    type Case<'a> = (Vec<u8>, Option<&'a str>, Presentation, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             sdmf("03141592", "13800138000"),
             Some("13800138000"),
@@ -125,7 +126,7 @@ fn sdmf_and_absence_reasons() {
         assert_eq!(c.presentation, pres);
         assert_eq!(c.name.as_deref(), name);
         assert_eq!(c.message_type, msg[0]);
-        assert_eq!(c.datetime.is_some(), true);
+        assert!(c.datetime.is_some());
     }
 }
 
