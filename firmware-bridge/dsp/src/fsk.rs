@@ -335,7 +335,9 @@ impl FskReceiver {
                 } else if self.len > 0 && gap >= GAP_MAX_SAMPLES {
                     self.abandon();
                 } else {
-                    self.rx = Rx::Wait { gap: gap + 1 };
+                    self.rx = Rx::Wait {
+                        gap: gap.saturating_add(1),
+                    };
                 }
                 None
             }

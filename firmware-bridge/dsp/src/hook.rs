@@ -108,7 +108,7 @@ impl HookMonitor {
             k: ilog2(rate / 250).max(1),
             lp_q8: 0,
             primed: false,
-            debounce: (cfg.debounce_ms * rate / 1000).max(1),
+            debounce: (cfg.debounce_ms.saturating_mul(rate) / 1000).max(1),
             state: None,
             cand: None,
             cand_n: 0,

@@ -84,7 +84,7 @@ pub struct RingConfig {
     pub min_hz: u32,
     /// Ringing frequency range, Hz.
     pub max_hz: u32,
-    /// Ringing shorter than this is a transient, not a ring, ms.
+    /// Ringing must be seen this long before a ring starts (bursts up to about this long are transients), ms.
     pub min_on_ms: u32,
     /// Expected cadence.
     pub cadence: Cadence,
@@ -233,19 +233,19 @@ impl RingDetector {
         let crossings: u32 = self.hist_cross.iter().map(|&c| c as u32).sum();
         let peak = self.hist_peak.iter().copied().max().unwrap_or(0);
         let window_ms = (WINDOW as u32) * TICK_MS;
-        let min_c = (2 * self.cfg.min_hz * window_ms / 1000).max(2);
+        let min_c = (2 * self.cfg.min_hz * window_ms).div_ceil(1000).max(2);
         let max_c = 2 * self.cfg.max_hz * window_ms / 1000 + 2;
         let raw = peak >= self.cfg.threshold_mv && crossings >= min_c && crossings <= max_c;
 
         if raw {
             self.raw_off = 0;
-            let since = *self
-                .raw_since
-                .get_or_insert(now.saturating_sub(window_ms as u64 / 2));
+            let since = *self.raw_since.get_or_insert(now);
             if !self.ringing && now.saturating_sub(since) >= self.cfg.min_on_ms as u64 {
+                // The window needed about half its length of ringing before it said so.
+                let start = since.saturating_sub(window_ms as u64 / 2);
                 self.ringing = true;
-                self.ring_start = since;
-                return Some((since, RingEvent::Start));
+                self.ring_start = start;
+                return Some((start, RingEvent::Start));
             }
             return None;
         }
