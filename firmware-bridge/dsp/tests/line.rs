@@ -53,13 +53,14 @@ impl Line {
 }
 
 fn cfg_rate(rate: u32, cadence: Cadence) -> Config {
-    let mut c = Config::default();
-    c.ring = RingConfig {
-        rate_hz: rate,
-        cadence,
-        ..RingConfig::default()
-    };
-    c
+    Config {
+        ring: RingConfig {
+            rate_hz: rate,
+            cadence,
+            ..RingConfig::default()
+        },
+        ..Config::default()
+    }
 }
 
 fn rings(ev: &[Timed]) -> Vec<(u64, u32, bool)> {

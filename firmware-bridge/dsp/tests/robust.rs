@@ -20,7 +20,7 @@ fn tone_stream(seed: u64, len: usize) -> Vec<i16> {
         for _ in 0..n {
             ph = ph.wrapping_add(f.wrapping_mul(536_871));
             let v = if (s >> 19) & 1 == 1 {
-                linekeeper_dsp::tables::sin_q15(ph) * amp >> 15
+                (linekeeper_dsp::tables::sin_q15(ph) * amp) >> 15
             } else if ph & 0x8000_0000 != 0 {
                 amp
             } else {
@@ -39,9 +39,11 @@ proptest! {
     #[test]
     fn audio_never_panics(samples in proptest::collection::vec(any::<i16>(), 0..20_000), blk in 1usize..500,
                           mode in 0u8..3) {
-        let mut cfg = Config::default();
-        cfg.fsk_mode = [FskMode::Auto, FskMode::Bell202, FskMode::V23][mode as usize];
-        cfg.dtmf_cid_bare = blk % 2 == 0;
+        let cfg = Config {
+            fsk_mode: [FskMode::Auto, FskMode::Bell202, FskMode::V23][mode as usize],
+            dtmf_cid_bare: blk % 2 == 0,
+            ..Config::default()
+        };
         let mut lp = LineProcessor::new(cfg);
         for b in samples.chunks(blk) {
             lp.process_audio(b, |_| {});
@@ -59,8 +61,10 @@ proptest! {
     #[test]
     fn voltage_never_panics(mv in proptest::collection::vec(any::<i32>(), 0..20_000), rate in 0u32..40_000,
                             blk in 1usize..300) {
-        let mut cfg = Config::default();
-        cfg.ring = RingConfig { rate_hz: rate, cadence: Cadence::UK, ..RingConfig::default() };
+        let cfg = Config {
+            ring: RingConfig { rate_hz: rate, cadence: Cadence::UK, ..RingConfig::default() },
+            ..Config::default()
+        };
         let mut lp = LineProcessor::new(cfg);
         for b in mv.chunks(blk) {
             lp.process_voltage(b, |_| {});

@@ -101,18 +101,23 @@ pub fn fsk_bits(p: &Fsk, msg: &[u8]) -> Vec<bool> {
     bits
 }
 
-/// Phase-continuous FSK, `phase0` random start phase.
+/// Phase-continuous FSK at 8 kHz, `phase0` random start phase.
 pub fn fsk_signal(p: &Fsk, msg: &[u8], phase0: f64) -> Vec<f64> {
+    fsk_signal_at(p, msg, phase0, FS)
+}
+
+/// Phase-continuous FSK at sample rate `fs`.
+pub fn fsk_signal_at(p: &Fsk, msg: &[u8], phase0: f64, fs: f64) -> Vec<f64> {
     let bits = fsk_bits(p, msg);
     let baud = 1200.0 * (1.0 + p.baud_err);
-    let n = (bits.len() as f64 * FS / baud).ceil() as usize;
+    let n = (bits.len() as f64 * fs / baud).ceil() as usize;
     let a = peak(p.level_dbm);
     let mut ph = phase0;
     (0..n)
         .map(|i| {
-            let b = ((i as f64 * baud / FS) as usize).min(bits.len() - 1);
+            let b = ((i as f64 * baud / fs) as usize).min(bits.len() - 1);
             let f = if bits[b] { p.mark_hz } else { p.space_hz } * (1.0 + p.freq_err);
-            ph += 2.0 * PI * f / FS;
+            ph += 2.0 * PI * f / fs;
             a * ph.sin()
         })
         .collect()
@@ -209,8 +214,13 @@ impl Dtmf {
     }
 }
 
-/// One digit's tone followed by its pause.
+/// One digit's tone followed by its pause, at 8 kHz.
 pub fn dtmf_digit(p: &Dtmf, d: u8, r: &mut Rng) -> Vec<f64> {
+    dtmf_digit_at(p, d, r, FS)
+}
+
+/// One digit's tone followed by its pause, at sample rate `fs`.
+pub fn dtmf_digit_at(p: &Dtmf, d: u8, r: &mut Rng, fs: f64) -> Vec<f64> {
     let i = KEYS.iter().position(|&k| k == d).expect("digit");
     let (fr, fc) = (
         DTMF_ROWS[i / 4] * (1.0 + p.freq_err),
@@ -218,11 +228,11 @@ pub fn dtmf_digit(p: &Dtmf, d: u8, r: &mut Rng) -> Vec<f64> {
     );
     let (ar, ac) = (peak(p.level_dbm), peak(p.level_dbm + p.twist_db));
     let (pr, pc) = (r.range(0.0, 2.0 * PI), r.range(0.0, 2.0 * PI));
-    let on = (p.on_ms * FS / 1000.0) as usize;
-    let off = (p.off_ms * FS / 1000.0) as usize;
+    let on = (p.on_ms * fs / 1000.0) as usize;
+    let off = (p.off_ms * fs / 1000.0) as usize;
     let mut v: Vec<f64> = (0..on)
         .map(|n| {
-            let t = n as f64 / FS;
+            let t = n as f64 / fs;
             ar * (2.0 * PI * fr * t + pr).sin() + ac * (2.0 * PI * fc * t + pc).sin()
         })
         .collect();
