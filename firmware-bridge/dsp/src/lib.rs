@@ -22,7 +22,14 @@
 //!         let _ = (t.at_ms, c.format.as_str(), c.number.as_deref(), c.checksum_ok);
 //!     }
 //! });
-//! lp.process_voltage(&[48_000; 80], |t| assert!(matches!(t.event, Event::Hook(_)) || true));
+//! // 100 ms of an idle line (48 V) at the default 8 kHz voltage rate settles the hook state.
+//! let mut states = 0;
+//! lp.process_voltage(&[48_000; 800], |t| {
+//!     if t.event == Event::Hook(linekeeper_dsp::HookState::OnHook) {
+//!         states += 1;
+//!     }
+//! });
+//! assert_eq!(states, 1);
 //! ```
 //!
 //! The detectors are also usable one by one: [`fsk::FskReceiver`], [`dtmf::DtmfDetector`],
