@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # linekeeper-dsp checks, for tests/run.sh and CI: the host tests, an RP2040 (thumbv6m) build of the library, and
-# the detection tests on a Cortex-M3 under qemu with the instructions-per-sample figure.
+# the detection tests under qemu on a Cortex-M3 and on a Cortex-M0 (the RP2040's instruction set) with their
+# instructions-per-sample figures.
 # Installs what is missing (rust targets via rustup, qemu-system-arm via apt-get); fails loudly when something
 # cannot be had, never skips. Needs no stdin. Set DSP_NICE=0 to run at normal priority (default: nice 15).
 set -euo pipefail
@@ -47,14 +48,21 @@ run cargo test --locked --test robust 2>&1 | tee "$log/robust"
 say "library build for the RP2040 (thumbv6m-none-eabi, no_std, no default features)"
 run cargo build --release --locked --lib --no-default-features --target thumbv6m-none-eabi
 
-say "target tests under qemu (Cortex-M3, lm3s6965evb)"
 cd "$here/qemu"
-if ! run timeout 1200 cargo run --release --locked 2>&1 | tee "$log/qemu"; then
-    die "the qemu run failed (see the RATE / PERF lines above)"
+say "target tests under qemu on a Cortex-M3 (thumbv7m-none-eabi, lm3s6965evb)"
+if ! run timeout 1200 cargo run --release --locked 2>&1 | tee "$log/qemu-m3"; then
+    die "the qemu Cortex-M3 run failed (see the RATE / PERF lines above)"
 fi
-grep -q "^qemu: all passed" "$log/qemu" || die "the qemu run did not report success"
+grep -q "^qemu: all passed" "$log/qemu-m3" || die "the qemu Cortex-M3 run did not report success"
+say "target tests under qemu on a Cortex-M0 (thumbv6m-none-eabi, the RP2040's instruction set, microbit)"
+if ! run timeout 1200 cargo run --release --locked --target thumbv6m-none-eabi 2>&1 | tee "$log/qemu-m0"; then
+    die "the qemu Cortex-M0 run failed (see the RATE / PERF lines above)"
+fi
+grep -q "^qemu: all passed" "$log/qemu-m0" || die "the qemu Cortex-M0 run did not report success"
 
 echo
 say "figures:"
-grep -h "^RATE\|^PERF" "$log/host" "$log/qemu" | sed 's/^/  /'
+for f in host qemu-m3 qemu-m0; do
+    grep -h "^core:\|^RATE\|^PERF" "$log/$f" | sed "s/^/  $f: /"
+done
 say "all passed"

@@ -1,6 +1,8 @@
-//! The linekeeper-dsp detection tests on a Cortex-M3 (qemu lm3s6965evb), with instructions per sample.
+//! The linekeeper-dsp detection tests on a Cortex-M3 (qemu lm3s6965evb) or a Cortex-M0 (qemu microbit; ARMv6-M,
+//! the RP2040's instruction set), with instructions per sample.
 //!
-//! Run with `cargo run --release` from this folder (the runner in `.cargo/config.toml` starts qemu with
+//! Run with `cargo run --release` (Cortex-M3) or `cargo run --release --target thumbv6m-none-eabi` (Cortex-M0)
+//! from this folder (the runners in `.cargo/config.toml` start qemu with
 //! `-icount shift=0`, one instruction per ns of virtual time; SysTick, calibrated against a loop of known length,
 //! then counts instructions). Prints `RATE` and `PERF` lines; exits with status 1 when a required figure is not
 //! met, 0 when all are.
@@ -46,7 +48,7 @@ impl Meter {
 fn spin(n: u32) {
     // Two instructions per iteration.
     unsafe {
-        core::arch::asm!("1:", "subs {0}, #1", "bne 1b", inout(reg) n => _, options(nomem, nostack));
+        core::arch::asm!("1:", "subs r0, #1", "bne 1b", inout("r0") n => _, options(nomem, nostack));
     }
 }
 
@@ -55,7 +57,7 @@ fn run(
     lp: &mut LineProcessor,
     m: &mut Meter,
     mut src: impl FnMut() -> Option<i32>,
-    out: &mut heapless::Vec<Timed, 64>,
+    out: &mut heapless::Vec<Timed, 16>,
 ) {
     let mut buf = [0i16; BLOCK];
     loop {
@@ -368,6 +370,12 @@ fn main() -> ! {
         "calibration: {} SysTick ticks per million instructions",
         ticks_per_m_insn
     );
+    let core = if env!("DSP_QEMU_TARGET").starts_with("thumbv6m") {
+        "Cortex-M0 (ARMv6-M, the RP2040's instruction set), qemu microbit"
+    } else {
+        "Cortex-M3 (ARMv7-M), qemu lm3s6965evb"
+    };
+    hprintln!("core: {}", core);
 
     let mut rep = Report { failed: false };
     fsk_test(false, 100, &mut m, &mut rep);
