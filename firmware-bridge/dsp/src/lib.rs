@@ -5,7 +5,7 @@
 //!
 //! * **audio**: ADC samples of the line's audio at 8 kHz ([`AUDIO_RATE`]), `i16` (full-scale sine = +3.14 dBm0,
 //!   so 0 dBm0 is a sine of peak 22 706); the DC is removed here. From it come FSK caller ID (Bell 202 and V.23),
-//!   DTMF caller ID and DTMF digits.
+//!   DTMF caller ID, DTMF digits and the CAS alerting tone.
 //! * **voltage**: the line's tip-ring voltage in mV (signed), at [`Config::ring`]`.rate_hz` (the same rate is used
 //!   for the hook monitor). From it come ring start / stop / cadence and hook state / polarity.
 //!
@@ -32,7 +32,7 @@
 //! assert_eq!(states, 1);
 //! ```
 //!
-//! The detectors are also usable one by one: [`fsk::FskReceiver`], [`dtmf::DtmfDetector`],
+//! The detectors are also usable one by one: [`fsk::FskReceiver`], [`dtmf::DtmfDetector`], [`cas::CasDetector`],
 //! [`dtmf_cid::DtmfCidParser`], [`ring::RingDetector`], [`hook::HookMonitor`], and [`cid::parse`] for messages
 //! from another source (an HT9032 chip, say).
 //!
@@ -42,6 +42,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cas;
 pub mod cid;
 pub mod dsp;
 pub mod dtmf;
@@ -98,6 +99,11 @@ pub enum Event {
         /// The checksum matched.
         checksum_ok: bool,
     },
+    /// The CPE alerting signal (2130 + 2750 Hz, caller ID on call waiting follows); its time is where it began.
+    CasTone {
+        /// Length, ms.
+        ms: u32,
+    },
     /// A DTMF digit (`0`-`9`, `*`, `#`, `A`-`D`) as ASCII; its time is where the tone began.
     Digit(u8),
     /// A ring began.
@@ -136,6 +142,7 @@ pub struct LineProcessor {
     dc: dsp::DcBlock,
     fsk: fsk::FskReceiver,
     dtmf: dtmf::DtmfDetector,
+    cas: cas::CasDetector,
     dcid: dtmf_cid::DtmfCidParser,
     ring: ring::RingDetector,
     hook: hook::HookMonitor,
@@ -154,6 +161,7 @@ impl LineProcessor {
             dc: dsp::DcBlock::new(),
             fsk: fsk::FskReceiver::new(cfg.fsk_mode),
             dtmf: dtmf::DtmfDetector::new(),
+            cas: cas::CasDetector::new(),
             dcid: dtmf_cid::DtmfCidParser::new(cfg.dtmf_cid_bare, dtmf_cid::DEFAULT_TIMEOUT_MS),
             ring: ring::RingDetector::new(cfg.ring),
             hook: hook::HookMonitor::new(hook_cfg),
@@ -191,6 +199,12 @@ impl LineProcessor {
                     }
                 };
                 sink(Timed { at_ms, event });
+            }
+            if let Some(c) = self.cas.push(x) {
+                sink(Timed {
+                    at_ms: c.start_sample / 8,
+                    event: Event::CasTone { ms: c.ms },
+                });
             }
             if let Some(d) = self.dtmf.push(x) {
                 let at_ms = d.start_sample / 8;

@@ -42,3 +42,6 @@ pub const DTMF_COEF_Q14: [i32; 8] = [27980, 26956, 25701, 24219, 19073, 16325, 1
 
 /// Goertzel coefficients for 1200 Hz and 1300 Hz (Bell 202 vs V.23 mark), Q14.
 pub const MARK_COEF_Q14: [i32; 2] = [19261, 17121];
+
+/// Goertzel coefficients for the CAS / dual-tone alerting signal, 2130 Hz and 2750 Hz, Q14.
+pub const CAS_COEF_Q14: [i32; 2] = [-3340, -18205];
