@@ -246,6 +246,50 @@ fn dtmf_test(trials: u32, m: &mut Meter, rep: &mut Report) {
     rep.rate("qemu dtmf caller id 20 dB SNR -30..-5 dBm", ok, trials, 98);
 }
 
+fn cas_test(trials: u32, m: &mut Meter, rep: &mut Report) {
+    let mut r = Rng(0xCA5);
+    let mut ok = 0;
+    for i in 0..trials {
+        let (_, peak) = PEAK_DBM[(i % 7) as usize];
+        let len = 640 + r.below(240); // 80 .. 110 ms
+        let (i1, i2) = (synth::phase_inc(2_130_000), synth::phase_inc(2_750_000));
+        let (mut p1, mut p2) = (r.next(), r.next());
+        let sigma = sigma_for(peak, 20);
+        let mut noise = Rng(r.next() | 1);
+        let mut k = 0u32;
+        let total = 800 + len + 800;
+        let mut lp = LineProcessor::new(Config::default());
+        let mut ev = heapless::Vec::new();
+        run(
+            &mut lp,
+            m,
+            || {
+                if k >= total {
+                    return None;
+                }
+                k += 1;
+                let tone = if k > 800 && k <= 800 + len {
+                    p1 = p1.wrapping_add(i1);
+                    p2 = p2.wrapping_add(i2);
+                    ((linekeeper_dsp::tables::sin_q15(p1) + linekeeper_dsp::tables::sin_q15(p2))
+                        * peak)
+                        >> 15
+                } else {
+                    0
+                };
+                Some(tone + noise.gauss(sigma))
+            },
+            &mut ev,
+        );
+        let n = ev
+            .iter()
+            .filter(|t| matches!(t.event, Event::CasTone { .. }))
+            .count();
+        ok += (n == 1) as u32;
+    }
+    rep.rate("qemu cas 80..110 ms -40..-10 dBm 20 dB SNR", ok, trials, 98);
+}
+
 fn false_positive_test(seconds: u32, m: &mut Meter, rep: &mut Report) {
     let mut r = Rng(0xFA15E);
     let mut false_ids = 0u32;
@@ -282,9 +326,13 @@ fn false_positive_test(seconds: u32, m: &mut Meter, rep: &mut Report) {
             );
         }
         false_ids += count_ids(&ev) as u32;
+        false_ids += ev
+            .iter()
+            .filter(|t| matches!(t.event, Event::CasTone { .. }))
+            .count() as u32;
     }
     hprintln!(
-        "RATE qemu false caller IDs in {} s of noise + speech-like audio: {} (required 0)",
+        "RATE qemu false caller IDs / CAS in {} s of noise + speech-like audio: {} (required 0)",
         seconds,
         false_ids
     );
@@ -381,6 +429,7 @@ fn main() -> ! {
     fsk_test(false, 100, &mut m, &mut rep);
     fsk_test(true, 100, &mut m, &mut rep);
     dtmf_test(50, &mut m, &mut rep);
+    cas_test(50, &mut m, &mut rep);
     false_positive_test(60, &mut m, &mut rep);
     ring_test(&m, ticks_per_m_insn, &mut rep);
 
