@@ -43,8 +43,8 @@ fi
 cd "$here"
 say "host tests (cargo test --release)"
 run cargo test --release --locked -- --nocapture 2>&1 | tee "$log/host"
-say "robustness tests in debug (overflow checks on)"
-run cargo test --locked --test robust 2>&1 | tee "$log/robust"
+say "all tests again in debug (integer overflow checks on)"
+run cargo test --locked 2>&1 | tee "$log/debug"
 say "library build for the RP2040 (thumbv6m-none-eabi, no_std, no default features)"
 run cargo build --release --locked --lib --no-default-features --target thumbv6m-none-eabi
 
