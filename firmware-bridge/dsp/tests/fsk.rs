@@ -337,3 +337,26 @@ fn ringing_on_the_audio_input_then_caller_id() {
         99.0,
     );
 }
+
+#[test]
+fn mark_space_twist() {
+    // Line tilt: space 6 dB below or above the mark, 20 dB SNR, +/-1.5 %: >= 98 % of 200 (both standards).
+    let mut i = 0;
+    rate(
+        "fsk mark/space twist +/-6 dB at 20 dB SNR",
+        200,
+        98.0,
+        |r| {
+            i += 1;
+            let lvl = r.range(-35.0, -5.0);
+            let (mut p, want) = if i % 2 == 0 {
+                (Fsk::bell202(lvl), CidFormat::Bell202)
+            } else {
+                (Fsk::v23(lvl), CidFormat::V23)
+            };
+            p.freq_err = r.range(-0.015, 0.015);
+            p.twist_db = if i % 4 < 2 { -6.0 } else { 6.0 };
+            (p, Some(20.0), want)
+        },
+    );
+}

@@ -55,6 +55,8 @@ pub struct Fsk {
     pub level_dbm: f64,
     pub seizure_bytes: usize,
     pub mark_bits: usize,
+    /// Space level minus mark level, dB (line tilt).
+    pub twist_db: f64,
 }
 
 impl Fsk {
@@ -67,6 +69,7 @@ impl Fsk {
             level_dbm,
             seizure_bytes: 30,
             mark_bits: 180,
+            twist_db: 0.0,
         }
     }
     pub fn v23(level_dbm: f64) -> Self {
@@ -112,13 +115,14 @@ pub fn fsk_signal_at(p: &Fsk, msg: &[u8], phase0: f64, fs: f64) -> Vec<f64> {
     let baud = 1200.0 * (1.0 + p.baud_err);
     let n = (bits.len() as f64 * fs / baud).ceil() as usize;
     let a = peak(p.level_dbm);
+    let a_space = peak(p.level_dbm + p.twist_db);
     let mut ph = phase0;
     (0..n)
         .map(|i| {
             let b = ((i as f64 * baud / fs) as usize).min(bits.len() - 1);
             let f = if bits[b] { p.mark_hz } else { p.space_hz } * (1.0 + p.freq_err);
             ph += 2.0 * PI * f / fs;
-            a * ph.sin()
+            (if bits[b] { a } else { a_space }) * ph.sin()
         })
         .collect()
 }
