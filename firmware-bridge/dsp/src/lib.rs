@@ -253,3 +253,13 @@ impl LineProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixed_small_memory() {
+        // All state is inline and fixed: no heap, nothing grows with the input.
+        assert!(core::mem::size_of::<super::LineProcessor>() <= 1536);
+        assert!(core::mem::size_of::<super::Timed>() <= 128);
+    }
+}
