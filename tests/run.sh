@@ -89,6 +89,18 @@ cargo build -p linekeeper </dev/null || fail "the daemon does not build"
 banner "cargo test --workspace"
 cargo test --workspace </dev/null || fail "tests failed"
 
+banner "bridge protocol for the board: linekeeper-bridge-proto builds for thumbv6m-none-eabi (RP2040), no_std, no alloc"
+if ! rustc --print target-list >/dev/null 2>&1 ||
+    ! [ -d "$(rustc --print sysroot)/lib/rustlib/thumbv6m-none-eabi" ]; then
+    command -v rustup >/dev/null 2>&1 || fail "the Rust target thumbv6m-none-eabi is missing and there is no rustup to add it"
+    rustup target add thumbv6m-none-eabi </dev/null || fail "rustup target add thumbv6m-none-eabi failed"
+fi
+cargo build -p linekeeper-bridge-proto --release --no-default-features --target thumbv6m-none-eabi </dev/null ||
+    fail "the bridge protocol crate does not build for the board (thumbv6m-none-eabi)"
+
+banner "line signal processing: firmware-bridge/dsp/check.sh (release tests, RP2040 build, detection under qemu on Cortex-M3 and M0)"
+DSP_NICE=0 firmware-bridge/dsp/check.sh </dev/null || fail "firmware-bridge/dsp/check.sh failed"
+
 banner "benchmark smoke run: lkbench --quick (figures are printed, not asserted; it fails only on lost events)"
 cargo build --release -p linekeeper </dev/null || fail "the release daemon does not build"
 cargo run --release -p linekeeper-e2e --bin lkbench -- --quick </dev/null || fail "lkbench --quick failed"
