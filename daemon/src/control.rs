@@ -213,13 +213,12 @@ impl<'a> Exporter<'a> {
         match format {
             Format::Json => out.write_all(b"[")?,
             Format::Csv => {
-                out.write_all("\u{feff}".as_bytes())?;
                 let cols = if what == What::Calls {
                     CALL_COLUMNS
                 } else {
                     TASK_COLUMNS
                 };
-                writeln!(out, "{cols}")?;
+                write!(out, "{}{cols}\r\n", crate::csv::BOM)?;
             }
         }
         Ok(Exporter {
@@ -240,8 +239,9 @@ impl<'a> Exporter<'a> {
     }
 
     fn row(&mut self, fields: &[String]) -> std::io::Result<()> {
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        writeln!(self.out, "{}", line.join(","))
+        let mut line = String::new();
+        crate::csv::push_row(&mut line, fields);
+        self.out.write_all(line.as_bytes())
     }
 
     fn call(&mut self, c: &Call) -> std::io::Result<()> {
@@ -305,26 +305,6 @@ fn enum_str(v: &impl Serialize) -> String {
 
 fn opt_time(t: Option<crate::model::Time>) -> String {
     t.map(|t| t.to_rfc3339()).unwrap_or_default()
-}
-
-/// RFC 4180 quoting. A field that a spreadsheet would run as a formula (leading `=`, `@`, tab, or `+`/`-` not
-/// followed by digits only) gets a leading `'`, so a caller's "name" can never be a formula.
-fn csv_field(f: &str) -> String {
-    let risky = match f.chars().next() {
-        Some('=' | '@' | '\t') => true,
-        Some('+' | '-') => !f[1..].chars().all(|c| c.is_ascii_digit()),
-        _ => false,
-    };
-    let f = if risky {
-        format!("'{f}")
-    } else {
-        f.to_string()
-    };
-    if f.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f
-    }
 }
 
 /// Runs a request: on the store directly when no daemon holds it, else through the daemon's socket.
@@ -416,21 +396,6 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_quotes_and_defuses_formulas() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("@SUM"), "'@SUM");
-        assert_eq!(
-            csv_field("+8613800138000"),
-            "+8613800138000",
-            "international numbers stay as they are"
-        );
-        assert_eq!(csv_field("张伟"), "张伟");
-    }
 
     #[test]
     fn passwd_resets_a_web_user_or_makes_the_first_admin() {

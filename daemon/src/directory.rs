@@ -205,34 +205,6 @@ fn parse_level(s: &str) -> Result<Option<CustomerLevel>, String> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Formula injection guard (OWASP "CSV injection"): a cell that a spreadsheet would run as a formula is exported
-// with a leading apostrophe, and the apostrophe is removed again on import.
-
-/// What a spreadsheet would take for a formula: a leading '=', '@', tab or CR, or '+'/'-' not followed only by
-/// digits (so "+8613800138000" and "-5" stay as they are).
-fn looks_like_formula(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some('=' | '@' | '\t' | '\r') => true,
-        Some('+' | '-') => !chars.as_str().bytes().all(|b| b.is_ascii_digit()),
-        _ => false,
-    }
-}
-
-/// A cell needs the apostrophe when it looks like a formula, or when it already is an apostrophe (or several)
-/// before something formula-like: escaping those too makes export then import give back exactly what was there.
-fn needs_apostrophe(s: &str) -> bool {
-    looks_like_formula(s.trim_start_matches('\''))
-}
-
-fn unescape_cell(s: &str) -> &str {
-    match s.strip_prefix('\'') {
-        Some(rest) if needs_apostrophe(rest) => rest,
-        _ => s,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Export
 
 /// Exports the directory: UTF-8 with BOM (so Excel opens it as UTF-8), header [`CSV_HEADER`], CRLF line ends,
@@ -255,28 +227,11 @@ pub fn to_csv(customers: &[Customer]) -> String {
             if i > 0 {
                 out.push(',');
             }
-            push_cell(&mut out, cell);
+            crate::csv::push_cell(&mut out, cell);
         }
         out.push_str("\r\n");
     }
     out
-}
-
-fn push_cell(out: &mut String, cell: &str) {
-    let escaped;
-    let cell = if needs_apostrophe(cell) {
-        escaped = format!("'{cell}");
-        escaped.as_str()
-    } else {
-        cell
-    };
-    if cell.contains([',', ';', '\t', '"', '\r', '\n']) {
-        out.push('"');
-        out.push_str(&cell.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(cell);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -521,7 +476,7 @@ fn row_to_customer(columns: &[Option<Column>], fields: &[String]) -> Result<Cust
     let mut cells: [&str; 6] = [""; 6];
     let mut stray = false;
     for (i, field) in fields.iter().enumerate() {
-        let value = unescape_cell(field.trim());
+        let value = crate::csv::unguard(field.trim());
         match columns.get(i).copied().flatten() {
             Some(col) => cells[col as usize] = value,
             None => stray |= !value.is_empty(),

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod control;
+pub mod csv;
 pub mod daemon;
 pub mod demo;
 pub mod diag;

@@ -101,6 +101,38 @@ pub struct Call {
     pub message: Option<String>,
 }
 
+impl Call {
+    /// The one constructor: a call that just began on `line`, nothing known about it yet. Set what is known with
+    /// struct update syntax: `Call { number: Some(n), ..Call::new(id, line, Direction::In, at) }`.
+    pub fn new(
+        id: impl Into<String>,
+        line: impl Into<String>,
+        direction: Direction,
+        started_at: Time,
+    ) -> Call {
+        Call {
+            id: id.into(),
+            line: line.into(),
+            direction,
+            number: None,
+            number_status: NumberStatus::None,
+            name: None,
+            started_at,
+            answered_at: None,
+            ended_at: None,
+            rings: 0,
+            wait_s: None,
+            talk_s: None,
+            outcome: None,
+            agent: None,
+            repeat: false,
+            vip: false,
+            clock_unsynced: false,
+            message: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskKind {

@@ -44,7 +44,6 @@
 //! callbacks by `task.assignee`, else `task.agent`). `calls_by_hour` counts the site's calls by the local hour of
 //! `started_at`.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -52,6 +51,7 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, T
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::csv::{push_row, unguard};
 use crate::model::{Call, Direction, Outcome, Task, TaskKind, TaskState, Time};
 
 /// The history action `tasks::on_timer` records when a task passes its deadline.
@@ -613,54 +613,6 @@ fn kpi_row(scope: String, k: &Kpis) -> Vec<String> {
     row
 }
 
-fn is_plain_number(s: &str) -> bool {
-    s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && s.bytes().filter(|&b| b == b'.').count() <= 1
-}
-
-/// Keeps a spreadsheet from running a cell as a formula: a cell starting with `=`, `@`, a tab or a carriage return,
-/// or with `+`/`-` not followed by a plain number, gets a leading `'`. So does a cell already starting with `'`, which
-/// makes the guard reversible: [`unguard`] drops one leading `'`.
-fn guard(cell: &str) -> Cow<'_, str> {
-    let risky = match cell.as_bytes().first() {
-        Some(b'=' | b'@' | b'\t' | b'\r' | b'\'') => true,
-        Some(b'+' | b'-') => !is_plain_number(&cell[1..]),
-        _ => false,
-    };
-    if risky {
-        Cow::Owned(format!("'{cell}"))
-    } else {
-        Cow::Borrowed(cell)
-    }
-}
-
-fn unguard(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
-}
-
-/// One RFC 4180 field: guarded, then quoted when it holds a comma, a quote or a line break.
-fn push_cell(out: &mut String, cell: &str) {
-    let cell = guard(cell);
-    if cell.contains([',', '"', '\r', '\n']) {
-        out.push('"');
-        out.push_str(&cell.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(&cell);
-    }
-}
-
-fn push_row<S: AsRef<str>>(out: &mut String, row: &[S]) {
-    for (i, cell) in row.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_cell(out, cell.as_ref());
-    }
-    out.push_str("\r\n");
-}
-
 /// The report as CSV, UTF-8 with a byte-order mark (so that Excel shows Chinese correctly) and CRLF line ends: a
 /// header `scope,` + every Kpis field (`satisfaction_counts` as `satisfaction_1` .. `satisfaction_5`), one row per
 /// scope (`site`, `line:<id>`, `agent:<id>`), then a blank line and a `hour,calls` table of the 24 local hours.
@@ -804,6 +756,7 @@ pub fn parse_csv(text: &str) -> Result<BTreeMap<String, Kpis>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csv::{guard, push_cell};
     use crate::model::{NumberStatus, TaskEntry};
     use proptest::prelude::*;
 
@@ -842,24 +795,14 @@ mod tests {
         started_at: Time,
     ) -> Call {
         Call {
-            id: id.into(),
-            line: line.into(),
-            direction: Direction::In,
             number: Some("13800138000".into()),
             number_status: NumberStatus::Known,
-            name: None,
-            started_at,
-            answered_at: None,
-            ended_at: None,
             rings: 1,
             wait_s: Some(wait),
             talk_s: talk,
             outcome: Some(outcome),
             agent: agent.map(Into::into),
-            repeat: false,
-            vip: false,
-            clock_unsynced: false,
-            message: None,
+            ..Call::new(id, line, Direction::In, started_at)
         }
     }
 
@@ -1559,7 +1502,12 @@ mod tests {
         assert_eq!(g("+cmd"), "'+cmd");
         assert_eq!(g("-1+2"), "'-1+2");
         assert_eq!(g("-"), "'-");
-        assert_eq!(g("'quoted"), "''quoted");
+        assert_eq!(
+            g("'quoted"),
+            "'quoted",
+            "an apostrophe before no formula stays"
+        );
+        assert_eq!(g("'=x"), "''=x");
         assert_eq!(g("+8613800138000"), "+8613800138000");
         assert_eq!(g("-3.5"), "-3.5");
         assert_eq!(g("12.5"), "12.5");

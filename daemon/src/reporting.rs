@@ -628,7 +628,7 @@ mod tests {
 
     #[test]
     fn a_month_read_in_slices_is_the_month_in_order() {
-        use crate::model::{new_id, Call, Direction, NumberStatus};
+        use crate::model::{new_id, Call, Direction};
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (from, to) = (utc(2026, 10, 31, 16, 0), utc(2026, 11, 30, 16, 0));
@@ -636,24 +636,9 @@ mod tests {
             .map(|i| {
                 let t = from + ChronoDuration::minutes(i * 15) - ChronoDuration::days(1);
                 Call {
-                    id: new_id(t),
-                    line: "line1".into(),
-                    direction: Direction::In,
-                    number: None,
-                    number_status: NumberStatus::None,
-                    name: None,
-                    started_at: t,
-                    answered_at: None,
                     ended_at: Some(t),
                     rings: 1,
-                    wait_s: None,
-                    talk_s: None,
-                    outcome: None,
-                    agent: None,
-                    repeat: false,
-                    vip: false,
-                    clock_unsynced: false,
-                    message: None,
+                    ..Call::new(new_id(t), "line1", Direction::In, t)
                 }
             })
             .collect();

@@ -832,9 +832,6 @@ mod tests {
     fn call(outcome: Outcome, number: Option<&str>) -> Call {
         let t = t0();
         Call {
-            id: new_id(t),
-            line: "line1".into(),
-            direction: Direction::In,
             number: number.map(str::to_string),
             number_status: if number.is_some() {
                 NumberStatus::Known
@@ -842,18 +839,12 @@ mod tests {
                 NumberStatus::Withheld
             },
             name: Some("LI NA".into()),
-            started_at: t,
-            answered_at: None,
             ended_at: Some(t),
             rings: 2,
             wait_s: Some(5.0),
-            talk_s: None,
             outcome: Some(outcome),
             agent: Some("alice".into()),
-            repeat: false,
-            vip: false,
-            clock_unsynced: false,
-            message: None,
+            ..Call::new(new_id(t), "line1", Direction::In, t)
         }
     }
 

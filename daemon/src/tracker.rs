@@ -275,26 +275,7 @@ impl CallTracker {
 
     fn ensure_active(&mut self, now: Now, direction: Direction) -> &mut Active {
         self.active.get_or_insert_with(|| Active {
-            call: Call {
-                id: new_id(now.wall),
-                line: self.line.clone(),
-                direction,
-                number: None,
-                number_status: NumberStatus::None,
-                name: None,
-                started_at: now.wall,
-                answered_at: None,
-                ended_at: None,
-                rings: 0,
-                wait_s: None,
-                talk_s: None,
-                outcome: None,
-                agent: None,
-                repeat: false,
-                vip: false,
-                clock_unsynced: false,
-                message: None,
-            },
+            call: Call::new(new_id(now.wall), self.line.clone(), direction, now.wall),
             started: now.mono,
             last_activity: now.mono,
             answered: None,

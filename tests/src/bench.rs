@@ -1456,28 +1456,14 @@ fn seed<T>(
 /// yet: the fields every seeded call shares, the others set by the bench (`Call { .., ..incoming_call() }`).
 pub fn incoming_call(started: Time, line: &str, number: Option<String>) -> Call {
     Call {
-        id: new_id(started),
-        line: line.into(),
-        direction: Direction::In,
         number_status: if number.is_some() {
             NumberStatus::Known
         } else {
             NumberStatus::Withheld
         },
         number,
-        name: None,
-        started_at: started,
-        answered_at: None,
-        ended_at: None,
         rings: 1,
-        wait_s: None,
-        talk_s: None,
-        outcome: None,
-        agent: None,
-        repeat: false,
-        vip: false,
-        clock_unsynced: false,
-        message: None,
+        ..Call::new(new_id(started), line, Direction::In, started)
     }
 }
 

@@ -457,13 +457,9 @@ mod tests {
 
     fn sample(id: &str) -> Call {
         Call {
-            id: id.into(),
-            line: "line1".into(),
-            direction: Direction::In,
             number: Some("13800000001".into()),
             number_status: NumberStatus::Known,
             name: Some("王小姐".into()),
-            started_at: "2026-11-03T01:02:03.456Z".parse().unwrap(),
             answered_at: Some("2026-11-03T01:02:09.5Z".parse().unwrap()),
             ended_at: Some("2026-11-03T01:07:09.5Z".parse().unwrap()),
             rings: 2,
@@ -472,9 +468,12 @@ mod tests {
             outcome: Some(Outcome::Answered),
             agent: Some("alice".into()),
             repeat: true,
-            vip: false,
-            clock_unsynced: false,
-            message: None,
+            ..Call::new(
+                id,
+                "line1",
+                Direction::In,
+                "2026-11-03T01:02:03.456Z".parse().unwrap(),
+            )
         }
     }
 

@@ -4,24 +4,11 @@ use chrono::Utc;
 
 fn call(id: &str, ended: bool) -> Call {
     Call {
-        id: id.into(),
-        line: "line1".into(),
-        direction: Direction::In,
         number: Some("1".into()),
         number_status: NumberStatus::Known,
-        name: None,
-        started_at: Utc::now(),
-        answered_at: None,
         ended_at: ended.then(Utc::now),
         rings: 1,
-        wait_s: None,
-        talk_s: None,
-        outcome: None,
-        agent: None,
-        repeat: false,
-        vip: false,
-        clock_unsynced: false,
-        message: None,
+        ..Call::new(id, "line1", Direction::In, Utc::now())
     }
 }
 
