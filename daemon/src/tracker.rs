@@ -58,6 +58,15 @@ pub struct CallTransition {
     pub call: Call,
 }
 
+/// Whether the call's caller ID says the same as `n`.
+fn same_caller(call: &Call, n: &CallerNumber) -> bool {
+    match n {
+        CallerNumber::Known(s) => call.number.as_deref() == Some(s.as_str()),
+        CallerNumber::Withheld => call.number_status == NumberStatus::Withheld,
+        CallerNumber::Unavailable => call.number_status == NumberStatus::Unavailable,
+    }
+}
+
 /// How long after the last caller-ID field a block without a NAME line counts as complete.
 pub const CID_SETTLE: Duration = Duration::from_millis(300);
 
@@ -162,7 +171,18 @@ impl CallTracker {
                     }
                 }
             }
+            // Caller ID during an answered call is another caller (call waiting). This tracker holds one call per
+            // line, so the call in progress keeps its own caller ID and the waiting caller's is not recorded.
+            LineInput::Number(_) | LineInput::Name(_)
+                if self.active.as_ref().is_some_and(|a| a.answered.is_some()) => {}
             LineInput::Number(n) => {
+                // Another caller's number while a call still rings: that call stopped ringing before the ring
+                // timeout could tell, and this is a new call.
+                if self.active.as_ref().is_some_and(|a| {
+                    a.call.number_status != NumberStatus::None && !same_caller(&a.call, &n)
+                }) {
+                    self.stop_ringing(now, &mut out);
+                }
                 let a = self.ensure_active(now, Direction::In);
                 match n {
                     CallerNumber::Known(s) => {
@@ -259,18 +279,26 @@ impl CallTracker {
             Self::announce(a, &mut out);
         }
         if now.mono >= a.last_activity + self.ring_timeout {
-            if !a.announced {
-                Self::announce(a, &mut out);
-            }
-            let outcome = if self.answer_detect {
-                Outcome::Missed
-            } else {
-                Outcome::Unknown
-            };
-            self.end(outcome, now, &mut out);
+            self.stop_ringing(now, &mut out);
         }
         self.update_status(now);
         out
+    }
+
+    /// The ringing call is over without an answer: missed where the line sees pick-ups, else unknown.
+    fn stop_ringing(&mut self, now: Now, out: &mut Vec<CallTransition>) {
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        if !a.announced {
+            Self::announce(a, out);
+        }
+        let outcome = if self.answer_detect {
+            Outcome::Missed
+        } else {
+            Outcome::Unknown
+        };
+        self.end(outcome, now, out);
     }
 
     fn ensure_active(&mut self, now: Now, direction: Direction) -> &mut Active {
@@ -415,6 +443,54 @@ mod tests {
         assert_eq!(call.wait_s, Some(5.0));
         assert_eq!(t.state().state, LineStatus::Idle);
         assert_eq!(t.deadline(), None);
+    }
+
+    #[test]
+    fn another_callers_number_while_ringing_starts_a_new_call() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        t.on_input(known("13800000001"), c.at(1000));
+        let first = t.on_input(LineInput::Name("A".into()), c.at(1001));
+        assert_eq!(kinds(&first), vec![CallEventKind::Ringing]);
+        // The same caller ID again (some exchanges repeat it) is the same call.
+        assert!(t.on_input(known("13800000001"), c.at(5000)).is_empty());
+        // The first caller gave up and a second one rings before the 7 s ring timeout.
+        t.on_input(LineInput::Ring { label: None }, c.at(6000));
+        let r = t.on_input(known("13900000002"), c.at(7000));
+        assert_eq!(kinds(&r), vec![CallEventKind::Ended]);
+        assert_eq!(r[0].call.number.as_deref(), Some("13800000001"));
+        assert_eq!(r[0].call.outcome, Some(Outcome::Missed));
+        let second = t.on_input(LineInput::Name("B".into()), c.at(7001));
+        assert_eq!(kinds(&second), vec![CallEventKind::Ringing]);
+        assert_ne!(second[0].call.id, first[0].call.id);
+        assert_eq!(second[0].call.number.as_deref(), Some("13900000002"));
+        assert_eq!(second[0].call.name.as_deref(), Some("B"));
+        let a = t.on_input(LineInput::OffHook, c.at(9000));
+        assert_eq!(a[0].call.id, second[0].call.id);
+        assert_eq!(
+            a[0].call.wait_s,
+            Some(2.0),
+            "the second call waited from its caller ID"
+        );
+    }
+
+    #[test]
+    fn call_waiting_caller_id_leaves_the_answered_call_as_it_is() {
+        let c = Clock::new();
+        let mut t = up(true, &c);
+        t.on_input(LineInput::Ring { label: None }, c.at(0));
+        t.on_input(known("13800000001"), c.at(1000));
+        t.on_input(LineInput::Name("A".into()), c.at(1001));
+        t.on_input(LineInput::OffHook, c.at(3000));
+        assert!(t.on_input(known("13900000002"), c.at(20000)).is_empty());
+        assert!(t
+            .on_input(LineInput::Name("B".into()), c.at(20001))
+            .is_empty());
+        let e = t.on_input(LineInput::OnHook, c.at(60000));
+        assert_eq!(e[0].call.number.as_deref(), Some("13800000001"));
+        assert_eq!(e[0].call.name.as_deref(), Some("A"));
+        assert_eq!(e[0].call.outcome, Some(Outcome::Answered));
     }
 
     #[test]
