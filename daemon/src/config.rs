@@ -659,7 +659,7 @@ impl Config {
                 ),
             );
         }
-        if crate::reporting::weekday(&pol.weekly_on).is_none() {
+        if crate::runtime::reporting::weekday(&pol.weekly_on).is_none() {
             add(
                 "policy.weekly_on",
                 format!(

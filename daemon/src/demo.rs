@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::adapters::modem::link::{BoxPort, Opener};
+use crate::adapters::modem::sim::{SimModem, SimOptions};
 use crate::config::Config;
-use crate::daemon::{run, RunOptions};
-use crate::modem::link::{BoxPort, Opener};
-use crate::modem::sim::{SimModem, SimOptions};
+use crate::runtime::daemon::{run, RunOptions};
 
 pub struct DemoOptions {
     pub listen: String,
@@ -168,7 +168,7 @@ pub async fn demo(o: DemoOptions) -> anyhow::Result<()> {
         }
         play(modem_rx, speed).await;
     });
-    run(cfg, opts, crate::daemon::signals()).await?;
+    run(cfg, opts, crate::runtime::daemon::signals()).await?;
     drop(dir);
     Ok(())
 }

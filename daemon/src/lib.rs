@@ -1,31 +1,28 @@
 //! linekeeper: a contact-center appliance daemon. Line adapters (a caller-ID modem) feed the engine, which keeps the
 //! call log and callback tasks in the store and publishes events to MQTT and to the web API.
+//!
+//! Where things are: `adapters/` turn the outside world into line inputs (the modem today); the domain (calls,
+//! the call tracker, tasks, calendar, directory, reports, CSV) is at the top level; `store` is every call of the
+//! storage engine; `runtime/` runs it (the engine task, the one door for actions, the supervisor, the daemon's
+//! wiring, the report scheduler); `outputs/` are what others see (MQTT, HTTP and the web page, the control
+//! socket). See `docs/architecture.md`.
 
 pub mod accounts;
-pub mod action;
+pub mod adapters;
 pub mod auth;
 pub mod calendar;
 pub mod clock;
-pub mod command;
 pub mod config;
-pub mod control;
 pub mod csv;
-pub mod daemon;
 pub mod demo;
 pub mod diag;
 pub mod directory;
-pub mod discovery;
-pub mod engine;
 pub mod metrics;
 pub mod model;
-pub mod modem;
-pub mod mqtt;
+pub mod outputs;
 pub mod query;
 pub mod report;
-pub mod reporting;
+pub mod runtime;
 pub mod store;
-pub mod supervisor;
 pub mod tasks;
 pub mod tracker;
-pub mod ui;
-pub mod web;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use linekeeper::config::{Config, ConfigError};
-use linekeeper::control::{self, Format, Request, What};
+use linekeeper::outputs::control::{self, Format, Request, What};
 
 #[derive(Parser)]
 #[command(
@@ -207,15 +207,15 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging();
-            let opts = linekeeper::daemon::RunOptions {
+            let opts = linekeeper::runtime::daemon::RunOptions {
                 config_path: Some(path),
                 ..Default::default()
             };
             let result = runtime().map_err(anyhow::Error::from).and_then(|rt| {
-                rt.block_on(linekeeper::daemon::run(
+                rt.block_on(linekeeper::runtime::daemon::run(
                     cfg,
                     opts,
-                    linekeeper::daemon::signals(),
+                    linekeeper::runtime::daemon::signals(),
                 ))
                 .map_err(anyhow::Error::from)
             });

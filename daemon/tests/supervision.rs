@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use linekeeper::adapters::modem::link::{BoxPort, Opener};
+use linekeeper::adapters::modem::sim::{SimModem, SimOptions};
 use linekeeper::config::Config;
-use linekeeper::daemon::{run, RunOptions};
-use linekeeper::modem::link::{BoxPort, Opener};
-use linekeeper::modem::sim::{SimModem, SimOptions};
-use linekeeper::supervisor::{Supervisor, ENGINE};
+use linekeeper::runtime::daemon::{run, RunOptions};
+use linekeeper::runtime::supervisor::{Supervisor, ENGINE};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;

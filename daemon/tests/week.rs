@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use linekeeper::clock::Clock;
 use linekeeper::config::Config;
-use linekeeper::engine::{AgentAction, Engine, EngineHandle};
 use linekeeper::model::{Event, Subject, Time};
 use linekeeper::report::ReportKind;
+use linekeeper::runtime::engine::{AgentAction, Engine, EngineHandle};
 use linekeeper::store::Store;
 use linekeeper::tasks::{ComplaintRequest, TaskAction};
 use linekeeper::tracker::{CallerNumber, LineInput};
@@ -306,7 +306,7 @@ async fn a_scripted_week() {
     // offered 4, answered 1, missed 3, no short abandons (all waited >= 5 s): service level 1/4 = 25.0 %,
     // abandon rate 3/4 = 75.0 %, ASA 6.0 s, mean talk 120.0 s; callbacks opened 2: B done after its deadline
     // (overdue), C done in time; one complaint, reopened.
-    let r = linekeeper::reporting::generate(
+    let r = linekeeper::runtime::reporting::generate(
         &store,
         &cfg,
         ReportKind::Daily,

@@ -28,7 +28,7 @@ use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use linekeeper::modem::sim::{SimModem, SimOptions};
+pub use linekeeper::adapters::modem::sim::{SimModem, SimOptions};
 
 pub mod bench;
 pub mod powerfs;

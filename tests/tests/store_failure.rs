@@ -22,7 +22,7 @@ struct Rig {
     daemon: Daemon,
     _mounted: linekeeper_e2e::powerfs::Mounted,
     _mnt: tempfile::TempDir,
-    modem: linekeeper::modem::sim::SimModem,
+    modem: linekeeper::adapters::modem::sim::SimModem,
     _pty: PtyPair,
     watch: MqttWatch,
     _broker: Mosquitto,

@@ -37,12 +37,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use linekeeper::clock::Clock;
 use linekeeper::config::Config;
-use linekeeper::engine::Engine;
 use linekeeper::model::{
     new_id, Call, Level, Outcome, Severity, Stage, Task, TaskKind, TaskState, Time,
 };
 use linekeeper::report::{self, ReportKind};
-use linekeeper::reporting;
+use linekeeper::runtime::engine::Engine;
+use linekeeper::runtime::reporting;
 use linekeeper::store::Store;
 use linekeeper::tasks;
 use linekeeper_e2e::bench::{

@@ -19,9 +19,9 @@ use toml_edit::{value, Array, DocumentMut, Item, Table};
 use super::i18n::{self, Msg};
 use super::{field, fill, see_other, status, Flash, FormMap, Page, PostForm};
 use crate::accounts::{self, Role, User};
-use crate::action::ActionKind;
 use crate::config::Config;
-use crate::web::AppState;
+use crate::outputs::http::AppState;
+use crate::runtime::action::ActionKind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -916,7 +916,7 @@ async fn diagnostics(State(s): State<AppState>, page: Page) -> Response {
             tbody { @for (name, h) in &tasks {
                 tr data-task=(name) data-state=(if h.degraded(now) { "degraded" } else { "ok" }) {
                     td { code { (name) } }
-                    td { (if h.state == crate::supervisor::RunState::Running { page.t(i18n::RUNNING) } else { page.t(i18n::RESTARTING) }) }
+                    td { (if h.state == crate::runtime::supervisor::RunState::Running { page.t(i18n::RUNNING) } else { page.t(i18n::RESTARTING) }) }
                     td { (h.restarts) }
                     td { @if let (Some(why), Some(at)) = (&h.last_failure, h.failed_at) { (page.time(at)) " — " (why) } }
                 }
@@ -979,7 +979,7 @@ fn raw_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::i18n::Lang;
+    use crate::outputs::http::ui::i18n::Lang;
 
     fn form(pairs: &[(&str, &str)]) -> FormMap {
         pairs

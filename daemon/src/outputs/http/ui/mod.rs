@@ -25,8 +25,8 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 
 use crate::accounts::{self, Lockout, Role, Session, Sessions};
-use crate::action::{ActionKind, Actor, Door};
-use crate::web::AppState;
+use crate::outputs::http::AppState;
+use crate::runtime::action::{ActionKind, Actor, Door};
 use i18n::{Lang, Msg};
 
 pub const COOKIE: &str = "lk_session";
@@ -214,7 +214,7 @@ impl Page {
     // The error is the page the handler returns as is; boxing it would only add noise at every call.
     #[allow(clippy::result_large_err)]
     pub fn need(&self, s: &AppState, kind: ActionKind) -> Result<(), Response> {
-        crate::action::authorize(&s.store, &self.actor(), kind)
+        crate::runtime::action::authorize(&s.store, &self.actor(), kind)
             .map_err(|_| self.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN))
     }
 
@@ -222,9 +222,9 @@ impl Page {
     pub async fn perform(
         &self,
         s: &AppState,
-        a: crate::action::Action,
-    ) -> Result<crate::action::Done, crate::action::Failure> {
-        crate::action::perform(&s.ctx(), &self.actor(), a).await
+        a: crate::runtime::action::Action,
+    ) -> Result<crate::runtime::action::Done, crate::runtime::action::Failure> {
+        crate::runtime::action::perform(&s.ctx(), &self.actor(), a).await
     }
 
     /// Checks a state-changing request: the form's CSRF token and the Origin (or Referer) against Host.

@@ -6,10 +6,10 @@
 //! [`authorize`].
 
 use crate::accounts;
-use crate::daemon::Reloader;
 use crate::directory::Customer;
-use crate::engine::{AgentAction, EngineHandle};
 use crate::model::{AgentState, Role, Task};
+use crate::runtime::daemon::Reloader;
+use crate::runtime::engine::{AgentAction, EngineHandle};
 use crate::store::Store;
 use crate::tasks::{ActionError, ComplaintRequest, TaskAction};
 

@@ -11,9 +11,9 @@ use tracing::{error, info};
 use crate::calendar::BusinessCalendar;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{EngineHandle, Snapshot};
 use crate::model::{id_floor, LineStatus, SignIn, Time};
 use crate::report::{self, Report, ReportKind, ReportParams};
+use crate::runtime::engine::{EngineHandle, Snapshot};
 use crate::store::{Store, StoreError};
 
 pub fn params(cfg: &Config) -> ReportParams {
@@ -484,7 +484,7 @@ mod tests {
     /// regenerated from the store has the same figures; its CSV parses back to them.
     #[tokio::test(start_paused = true)]
     async fn the_daily_report_makes_itself_and_matches_the_store() {
-        use crate::engine::Engine;
+        use crate::runtime::engine::Engine;
         use crate::tracker::{CallerNumber, LineInput};
         let dir = tempfile::tempdir().unwrap();
         let c = Arc::new(cfg(
@@ -570,7 +570,7 @@ mod tests {
     /// is not late either. The daily report counts them per agent.
     #[tokio::test(start_paused = true)]
     async fn late_sign_ins_are_counted_per_agent() {
-        use crate::engine::{AgentAction, Engine};
+        use crate::runtime::engine::{AgentAction, Engine};
         let dir = tempfile::tempdir().unwrap();
         let c = Arc::new(cfg(
             "[[shift]]\nname = \"day\"\nstart = \"08:00\"\nend = \"17:00\"\n[[agent]]\nid = \"alice\"\n[[agent]]\nid = \"bob\"\n",

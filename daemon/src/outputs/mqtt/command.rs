@@ -12,7 +12,7 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{json, Map, Value};
 
-use crate::action::{self, Action, Actor, Ctx, Done};
+use crate::runtime::action::{self, Action, Actor, Ctx, Done};
 use crate::tasks::{ComplaintRequest, TaskAction};
 
 /// Request ids answered lately (the last 1,000), so a command delivered twice is not carried out twice.
@@ -168,7 +168,7 @@ pub async fn run(
                     Err("an agent command needs `agent` and `action`".into()),
                 );
             };
-            let Some(action) = crate::engine::AgentAction::parse(action) else {
+            let Some(action) = crate::runtime::engine::AgentAction::parse(action) else {
                 let msg = format!(
                     "`{action}` is not an agent action: sign_in, sign_out, available or away"
                 );

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::i18n::{self, Lang};
 use super::Page;
 use crate::model::{LineStatus, QueueSummary};
-use crate::web::AppState;
+use crate::outputs::http::AppState;
 
 pub fn line_state_msg(s: LineStatus) -> i18n::Msg {
     match s {

@@ -8,6 +8,9 @@
 //! client is the only way to keep the order. rumqttc has no reconnect backoff of its own; ours is capped,
 //! exponential and jittered.
 
+pub mod command;
+pub mod discovery;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -23,9 +26,8 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, Mqtt};
-use crate::discovery;
-use crate::engine::{EngineHandle, Snapshot};
 use crate::metrics::{inc, Metrics};
+use crate::runtime::engine::{EngineHandle, Snapshot};
 use crate::store::Store;
 
 /// Events in flight (published, not yet acknowledged) at most.
@@ -80,7 +82,7 @@ pub struct Uplink {
     state: watch::Sender<LinkState>,
     shutdown: watch::Receiver<bool>,
     /// Request ids already answered, kept across reconnects.
-    recent: crate::command::RecentRequests,
+    recent: crate::outputs::mqtt::command::RecentRequests,
 }
 
 enum Ended {
@@ -139,7 +141,7 @@ impl Uplink {
                 "MQTT connection lost: {reason}");
             self.state.send_replace(LinkState::Down(reason));
             tokio::select! {
-                _ = tokio::time::sleep(crate::modem::link::jitter(backoff)) => {}
+                _ = tokio::time::sleep(crate::adapters::modem::link::jitter(backoff)) => {}
                 _ = self.shutdown.changed() => return,
             }
             backoff = (backoff * 2).min(self.mqtt.reconnect_max.0);
@@ -235,20 +237,25 @@ impl Uplink {
         // `answers` and are published by this loop.
         let (answers_tx, mut answers) = mpsc::channel::<(String, Vec<u8>)>(64);
         let (commands, mut queued) = mpsc::channel::<(String, Vec<u8>, bool)>(COMMAND_QUEUE);
-        let ctx = crate::action::Ctx {
+        let ctx = crate::runtime::action::Ctx {
             engine: self.engine.clone(),
             store: self.store.clone(),
             reloader: None,
         };
-        let actor =
-            crate::action::Actor::new(crate::action::Door::Mqtt, "mqtt", self.mqtt.command_role);
+        let actor = crate::runtime::action::Actor::new(
+            crate::runtime::action::Door::Mqtt,
+            "mqtt",
+            self.mqtt.command_role,
+        );
         let (topic, mask) = (
             format!("{}/cmd/result", self.prefix),
             self.mqtt.mask_numbers,
         );
         let worker = tokio::spawn(async move {
             while let Some((verb, payload, fresh)) = queued.recv().await {
-                let answer = crate::command::run(&ctx, &actor, &verb, &payload, fresh, mask).await;
+                let answer =
+                    crate::outputs::mqtt::command::run(&ctx, &actor, &verb, &payload, fresh, mask)
+                        .await;
                 if answers_tx.send((topic.clone(), answer)).await.is_err() {
                     break;
                 }

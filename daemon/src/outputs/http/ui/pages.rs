@@ -10,13 +10,13 @@ use serde::Deserialize;
 
 use super::i18n::{self, Msg};
 use super::{field, fill, see_other, urlencode, Flash, FormMap, Page, PostForm};
-use crate::action::{Action, ActionKind, Done, Failure};
 use crate::directory::{self, Customer, CustomerLevel};
 use crate::model::{id_floor, Call, Outcome, Task, TaskKind, TaskState};
+use crate::outputs::http::AppState;
 use crate::query::{parse_bound, Bound};
 use crate::report::{Report, ReportKind};
+use crate::runtime::action::{Action, ActionKind, Done, Failure};
 use crate::tasks::{ComplaintRequest, TaskAction};
-use crate::web::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -233,7 +233,7 @@ async fn call_complaint(
         Err(Failure::Forbidden(_)) => page.message(StatusCode::FORBIDDEN, i18n::FORBIDDEN),
         Err(e) => (
             match &e {
-                Failure::Failed(e) => crate::web::action_error_status(e),
+                Failure::Failed(e) => crate::outputs::http::action_error_status(e),
                 _ => StatusCode::BAD_REQUEST,
             },
             page.layout(
@@ -585,7 +585,7 @@ async fn task_action(
         Err(e) => {
             let mut r = task_page(&page, &s, &t, Flash::err(e.to_string()));
             *r.status_mut() = match &e {
-                Failure::Failed(e) => crate::web::action_error_status(e),
+                Failure::Failed(e) => crate::outputs::http::action_error_status(e),
                 _ => StatusCode::BAD_REQUEST,
             };
             r
@@ -604,7 +604,7 @@ pub struct DirQuery {
 }
 
 fn all_customers(s: &AppState) -> Vec<Customer> {
-    crate::web::all_customers_in(&s.store).unwrap_or_default()
+    crate::outputs::http::all_customers_in(&s.store).unwrap_or_default()
 }
 
 fn directory_view(
@@ -818,7 +818,7 @@ async fn directory_export(State(s): State<AppState>, page: Page) -> Response {
         return r;
     }
     page.audit(&s, "export", "customer directory CSV");
-    crate::web::csv_download("customers.csv", directory::to_csv(&all_customers(&s)))
+    crate::outputs::http::csv_download("customers.csv", directory::to_csv(&all_customers(&s)))
 }
 
 // ---- reports ----
@@ -856,7 +856,7 @@ async fn reports(State(s): State<AppState>, page: Page, Query(q): Query<ReportQu
     let (kind, date) = parse_kind_date(&q);
     let date = date.or_else(|| Some(chrono::Utc::now().with_timezone(&page.tz).date_naive()));
     let date_s = date.map(|d| d.to_string()).unwrap_or_default();
-    let loaded = crate::web::load_report(&s, kind, date)
+    let loaded = crate::outputs::http::load_report(&s, kind, date)
         .await
         .map_err(|(_, e)| e);
     let body = html! {
@@ -996,14 +996,14 @@ async fn report_csv(
         kind: kind.to_string(),
         date: q.date,
     });
-    match crate::web::load_report(&s, kind, date).await {
+    match crate::outputs::http::load_report(&s, kind, date).await {
         Ok((r, _)) => {
             page.audit(
                 &s,
                 "export",
                 format!("report {} {}", kind.as_str(), r.label),
             );
-            crate::web::report_csv_download(&r)
+            crate::outputs::http::report_csv_download(&r)
         }
         Err((status, e)) => (
             status,

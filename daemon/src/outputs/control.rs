@@ -65,7 +65,7 @@ pub enum ControlError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Report(#[from] crate::reporting::ReportError),
+    Report(#[from] crate::runtime::reporting::ReportError),
     #[error("{0}")]
     Usage(String),
     #[error("output failed: {0}")]
@@ -146,8 +146,13 @@ pub fn execute(
                 .map_err(|e| {
                     ControlError::Usage(format!("--date is not a valid date YYYY-MM-DD: {e}"))
                 })?;
-            let (r, _) =
-                crate::reporting::find_or_build(store, cfg, *kind, date, chrono::Utc::now())?;
+            let (r, _) = crate::runtime::reporting::find_or_build(
+                store,
+                cfg,
+                *kind,
+                date,
+                chrono::Utc::now(),
+            )?;
             match format {
                 Format::Csv => out.write_all(crate::report::to_csv(&r).as_bytes())?,
                 Format::Json => {

@@ -1092,9 +1092,10 @@ impl Engine {
     fn store_report(&mut self, r: Report, now: Time) {
         let json = serde_json::to_vec(&r).unwrap_or_default();
         let kind = r.kind.as_str().to_string();
-        self.change
-            .records
-            .push((crate::reporting::key(r.kind, &r.label), Some(json.clone())));
+        self.change.records.push((
+            crate::runtime::reporting::key(r.kind, &r.label),
+            Some(json.clone()),
+        ));
         let summary = serde_json::json!({
             "kind": kind, "label": r.label, "from": r.from, "to": r.to, "site": r.site, "kpis": r.site_kpis,
         });

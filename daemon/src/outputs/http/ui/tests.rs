@@ -13,13 +13,13 @@ use tower::ServiceExt;
 use crate::accounts::{self, Role, User};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::daemon::{ReloadRequest, Reloader};
-use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::mqtt::LinkState;
+use crate::outputs::http::{router, AppState};
+use crate::outputs::mqtt::LinkState;
+use crate::runtime::daemon::{ReloadRequest, Reloader};
+use crate::runtime::engine::Engine;
 use crate::store::Store;
 use crate::tasks::ComplaintRequest;
-use crate::web::{router, AppState};
 
 const HOST: &str = "box.local:8080";
 pub(super) const ORIGIN: &str = "http://box.local:8080";
@@ -1076,8 +1076,8 @@ async fn a_failing_store_shows_on_every_page_and_on_healthz() {
     let since = chrono::DateTime::parse_from_rfc3339("2026-12-03T02:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let failing = crate::engine::Snapshot {
-        store_error: Some(crate::engine::StoreFailure {
+    let failing = crate::runtime::engine::Snapshot {
+        store_error: Some(crate::runtime::engine::StoreFailure {
             error: "store write failed: No space left on device".into(),
             since,
         }),
@@ -1108,7 +1108,7 @@ async fn a_failing_store_shows_on_every_page_and_on_healthz() {
         store.contains("since 2026-12-03T02:00:00Z") && store.contains("No space left on device"),
         "{store}"
     );
-    snap_tx.send_replace(crate::engine::Snapshot::default());
+    snap_tx.send_replace(crate::runtime::engine::Snapshot::default());
     let page = send(&app, get("/", Some(&cookie))).await;
     assert!(!page.body.contains("store-failing"), "{}", page.body);
     assert_eq!(

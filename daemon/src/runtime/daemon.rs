@@ -13,15 +13,15 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::adapters::modem::link::{serial_opener, shared, ModemLink, Opener, SharedOpener};
 use crate::clock::Clock;
 use crate::config::{Config, Line, Mqtt};
-use crate::engine::{Engine, EngineHandle};
 use crate::metrics::Metrics;
-use crate::modem::link::{serial_opener, shared, ModemLink, Opener, SharedOpener};
-use crate::mqtt::{LinkState, Uplink};
+use crate::outputs::http::{router, AppState};
+use crate::outputs::mqtt::{LinkState, Uplink};
+use crate::runtime::engine::{Engine, EngineHandle};
+use crate::runtime::supervisor::{Supervised, Supervisor, ENGINE};
 use crate::store::{Store, StoreError};
-use crate::supervisor::{Supervised, Supervisor, ENGINE};
-use crate::web::{router, AppState};
 
 /// Events kept in the outbox when no broker is configured (for SSE clients resuming with Last-Event-ID).
 const KEEP_WITHOUT_MQTT: u64 = 10_000;
@@ -384,7 +384,7 @@ pub async fn run(
         sup.spawn("control", move || {
             let (store, cfg) = (store.clone(), cfg.clone());
             async move {
-                if let Err(e) = crate::control::serve(store, cfg).await {
+                if let Err(e) = crate::outputs::control::serve(store, cfg).await {
                     error!(error = %e, "control socket failed; `token create` and `export` need the daemon stopped");
                 }
             }
@@ -398,7 +398,12 @@ pub async fn run(
             opts.clock.clone(),
         );
         sup.spawn("scheduler", move || {
-            crate::reporting::scheduler(store.clone(), handle.clone(), cfg.clone(), clock.clone())
+            crate::runtime::reporting::scheduler(
+                store.clone(),
+                handle.clone(),
+                cfg.clone(),
+                clock.clone(),
+            )
         })
     };
     let app = router(AppState {
@@ -408,7 +413,7 @@ pub async fn run(
         metrics,
         mqtt: mqtt_state,
         reloader: Reloader(reload_tx.clone()),
-        ui: std::sync::Arc::new(crate::ui::UiState {
+        ui: std::sync::Arc::new(crate::outputs::http::ui::UiState {
             config_path: opts.config_path.clone(),
             ..Default::default()
         }),
@@ -467,7 +472,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     parts.lines.clear();
     drop(control_task);
-    let _ = std::fs::remove_file(store.path().join(crate::control::SOCKET));
+    let _ = std::fs::remove_file(store.path().join(crate::outputs::control::SOCKET));
     parts.stop_uplink().await;
     // SSE streams keep the web server open; don't wait long for them.
     web_task
@@ -483,7 +488,7 @@ pub async fn run(
 /// Without a broker nothing acknowledges events: keep the last KEEP_WITHOUT_MQTT of them.
 async fn prune_without_mqtt(
     store: Store,
-    mut snapshot: watch::Receiver<crate::engine::Snapshot>,
+    mut snapshot: watch::Receiver<crate::runtime::engine::Snapshot>,
     mqtt: watch::Receiver<LinkState>,
 ) {
     let mut pruned_at = 0;

@@ -488,7 +488,7 @@ fn flag(body: &[u8], i: &mut usize) -> Result<bool, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modem::parser::{parse_line, CallerNumber, CidField, ModemLine};
+    use crate::adapters::modem::parser::{parse_line, CallerNumber, CidField, ModemLine};
     use std::time::Duration;
     use tokio::io::DuplexStream;
 

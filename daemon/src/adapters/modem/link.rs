@@ -15,8 +15,8 @@ use tracing::{debug, info, warn};
 
 use super::parser::{parse_line, CallerNumber as ModemNumber, CidField, LineSplitter, ModemLine};
 use crate::config::Line;
-use crate::engine::EngineHandle;
 use crate::metrics::{inc, Metrics};
+use crate::runtime::engine::EngineHandle;
 use crate::tracker::{CallerNumber, LineInput};
 
 /// Longest line kept; anything longer is garbage and is dropped up to its end.

@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode};
 
 use super::tests::{get, login, post, rig, send, Rig, ORIGIN};
 use crate::accounts::{self, Role, User};
-use crate::action::{ActionKind, Actor, Door};
+use crate::runtime::action::{ActionKind, Actor, Door};
 use crate::tasks::ComplaintRequest;
 
 /// How to try an action through a door.
@@ -237,9 +237,15 @@ async fn every_action_by_every_role_through_every_door() {
                         payload.replacen('{', &format!(r#"{{"request_id":"{checked}","#), 1)
                     }
                     .replace("{task}", &task);
-                    let answer =
-                        crate::command::run(&ctx, &actor, verb, payload.as_bytes(), true, false)
-                            .await;
+                    let answer = crate::outputs::mqtt::command::run(
+                        &ctx,
+                        &actor,
+                        verb,
+                        payload.as_bytes(),
+                        true,
+                        false,
+                    )
+                    .await;
                     let answer = String::from_utf8(answer).unwrap();
                     (
                         format!("MQTT cmd/{verb} {payload} -> {answer}"),

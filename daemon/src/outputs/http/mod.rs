@@ -1,5 +1,7 @@
 //! HTTP: `/healthz`, `/metrics`, the JSON API with bearer tokens (or a web session), server-sent events; the web
-//! page itself is in [`crate::ui`].
+//! page itself is in [`crate::outputs::http::ui`].
+
+pub mod ui;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -16,18 +18,18 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
-use crate::action::{self, Action, ActionKind, Actor, Done, Door, Failure};
 use crate::auth;
 use crate::config::Config;
-use crate::daemon::Reloader;
 use crate::directory::{self, Customer};
-use crate::engine::{AgentAction, EngineHandle};
 use crate::metrics::{inc, Metrics};
 use crate::model::{id_floor, Event, Task, TaskState};
-use crate::mqtt::LinkState;
+use crate::outputs::mqtt::LinkState;
 use crate::query::{parse_bound, Bound};
 use crate::report::ReportKind;
-use crate::reporting;
+use crate::runtime::action::{self, Action, ActionKind, Actor, Done, Door, Failure};
+use crate::runtime::daemon::Reloader;
+use crate::runtime::engine::{AgentAction, EngineHandle};
+use crate::runtime::reporting;
 use crate::store::Store;
 use crate::tasks::{ActionError, ComplaintRequest, TaskAction};
 
@@ -41,14 +43,14 @@ pub struct AppState {
     pub mqtt: watch::Receiver<LinkState>,
     pub reloader: Reloader,
     /// Web page sessions, login lockout, the configuration file it edits.
-    pub ui: Arc<crate::ui::UiState>,
+    pub ui: Arc<crate::outputs::http::ui::UiState>,
     /// The daemon's tasks and their health.
-    pub tasks: crate::supervisor::Supervisor,
+    pub tasks: crate::runtime::supervisor::Supervisor,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(crate::ui::routes())
+        .merge(crate::outputs::http::ui::routes())
         .route("/healthz", get(healthz))
         .route("/api/status", get(status))
         .route("/metrics", get(metrics))
@@ -167,7 +169,7 @@ impl FromRequestParts<AppState> for Authorized {
         }
         // A signed-in browser: reads need only the session; changes also the session's CSRF token in
         // `X-CSRF-Token` and a same-origin request.
-        if let Some((_, session)) = crate::ui::session_of(&parts.headers, state) {
+        if let Some((_, session)) = crate::outputs::http::ui::session_of(&parts.headers, state) {
             let safe = matches!(
                 parts.method,
                 axum::http::Method::GET | axum::http::Method::HEAD
@@ -177,7 +179,8 @@ impl FromRequestParts<AppState> for Authorized {
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 == Some(session.csrf.as_str());
-            if !session.must_change && (safe || (csrf_ok && crate::ui::same_origin(&parts.headers)))
+            if !session.must_change
+                && (safe || (csrf_ok && crate::outputs::http::ui::same_origin(&parts.headers)))
             {
                 return Ok(Authorized(Actor::new(
                     Door::Api,
@@ -257,7 +260,7 @@ async fn health(s: &AppState) -> (StatusCode, serde_json::Value) {
     let now = chrono::Utc::now();
     let tasks = s.tasks.health();
     let tasks_ok = tasks.values().all(|h| !h.degraded(now));
-    let engine = match tasks.get(crate::supervisor::ENGINE) {
+    let engine = match tasks.get(crate::runtime::supervisor::ENGINE) {
         _ if !s.engine.is_running() => "error: the engine stopped; calls are not being recorded: restart linekeeper and report its log".to_string(),
         Some(h) if !engine_ok => format!(
             "error: the engine failed ({}) and is being restarted; calls are not recorded until it runs; report the log",
@@ -908,7 +911,7 @@ fn event_stream(
 mod tests {
     use super::*;
     use crate::clock::Clock;
-    use crate::engine::Engine;
+    use crate::runtime::engine::Engine;
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
@@ -917,7 +920,7 @@ mod tests {
     struct Rig {
         app: Router,
         token: String,
-        _engine: crate::supervisor::Supervised,
+        _engine: crate::runtime::supervisor::Supervised,
         _dir: tempfile::TempDir,
     }
 
@@ -937,11 +940,11 @@ mod tests {
         let (engine, handle) =
             Engine::new(cfg.clone(), store.clone(), Clock::System, metrics.clone()).unwrap();
         // The engine under a supervisor, as in the daemon: a failed one is rebuilt on the same handle.
-        let tasks = crate::supervisor::Supervisor::new();
+        let tasks = crate::runtime::supervisor::Supervisor::new();
         let wiring = engine.wiring();
         let mut first = Some(engine);
         let (c, st, m) = (cfg.clone(), store.clone(), metrics.clone());
-        let engine_task = tasks.spawn(crate::supervisor::ENGINE, move || {
+        let engine_task = tasks.spawn(crate::runtime::supervisor::ENGINE, move || {
             let e = first.take().unwrap_or_else(|| {
                 Engine::restart(
                     c.clone(),
@@ -955,7 +958,7 @@ mod tests {
             e.run()
         });
         if !engine_runs {
-            tasks.faults().inject(crate::supervisor::ENGINE);
+            tasks.faults().inject(crate::runtime::supervisor::ENGINE);
         }
         let token = auth::create_token(
             &store,
@@ -968,12 +971,12 @@ mod tests {
         let (never, _) = tokio::sync::mpsc::channel(1);
         let app = router(AppState {
             cfg: watch::channel(cfg).1,
-            reloader: crate::daemon::Reloader(never),
+            reloader: crate::runtime::daemon::Reloader(never),
             store,
             engine: handle,
             metrics,
             mqtt,
-            ui: Arc::new(crate::ui::UiState::default()),
+            ui: Arc::new(crate::outputs::http::ui::UiState::default()),
             tasks,
         });
         Rig {

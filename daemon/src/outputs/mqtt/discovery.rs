@@ -329,7 +329,7 @@ mod tests {
     /// example Node-RED flow is one the box publishes or takes commands on.
     #[test]
     fn the_example_dashboards_match_what_the_box_announces() {
-        let yaml = include_str!("../../config/home-assistant-dashboard.yaml");
+        let yaml = include_str!("../../../../config/home-assistant-dashboard.yaml");
         let p = payload(
             "linekeeper/hq",
             "hq",
@@ -356,7 +356,7 @@ mod tests {
             );
         }
         let flow: Value =
-            serde_json::from_str(include_str!("../../config/node-red-flow.json")).unwrap();
+            serde_json::from_str(include_str!("../../../../config/node-red-flow.json")).unwrap();
         let known = [
             "linekeeper/hq/line/+/state",
             "linekeeper/hq/queue",
