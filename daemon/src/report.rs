@@ -240,9 +240,10 @@ impl Mean {
     }
 }
 
-/// One scope's running totals.
-#[derive(Debug, Default)]
-struct Acc {
+/// One scope's running totals: every report and the live "today" view of the status page and MQTT count with it,
+/// so the two never disagree.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
     k: Kpis,
     wait: Mean,
     talk: Mean,
@@ -259,14 +260,15 @@ fn pct(n: u64, d: u64) -> Option<f64> {
     (d > 0).then(|| rounded(100.0 * n as f64 / d as f64))
 }
 
-impl Acc {
+impl Tally {
     fn longest(&mut self, w: f64) {
         if self.longest_wait.is_none_or(|l| w > l) {
             self.longest_wait = Some(w);
         }
     }
 
-    fn add_call(&mut self, c: &Call, target: f64, short: f64) {
+    /// Counts one incoming call: `target` is the answer target, `short` the short-abandon limit, in seconds.
+    pub fn add_call(&mut self, c: &Call, target: f64, short: f64) {
         self.k.offered += 1;
         if c.repeat {
             self.k.repeat_callers += 1;
@@ -354,6 +356,11 @@ impl Acc {
         }
     }
 
+    /// The KPIs so far (the running totals stay).
+    pub fn kpis(&self) -> Kpis {
+        self.clone().finish()
+    }
+
     fn finish(self) -> Kpis {
         let mut k = self.k;
         let counted = k.answered + k.missed - k.short_abandons;
@@ -416,9 +423,9 @@ pub fn build(
         .map(|id| (id.as_str(), None))
         .collect();
 
-    let mut site_acc = Acc::default();
-    let mut lines: BTreeMap<&str, Acc> = BTreeMap::new();
-    let mut agents: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut site_acc = Tally::default();
+    let mut lines: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut agents: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut calls_by_hour = [0u64; 24];
     // Keyed by the local date while counting (a formatted key per call cost more than the rest of the pass).
     let mut per_day: BTreeMap<NaiveDate, DayFigures> = BTreeMap::new();
@@ -484,7 +491,7 @@ pub fn build(
         }
     }
 
-    let finish = |m: BTreeMap<&str, Acc>| {
+    let finish = |m: BTreeMap<&str, Tally>| {
         m.into_iter()
             .map(|(k, acc)| (k.to_string(), acc.finish()))
             .collect()

@@ -256,48 +256,24 @@ struct Scheduled {
     at: Option<Time>,
 }
 
-/// Today's figures for the queue summary (site-local day).
+/// Today's figures for the queue summary (site-local day), counted by the reports' own accumulator.
 #[derive(Debug, Default)]
 struct Today {
     date: Option<NaiveDate>,
-    offered: u64,
-    answered: u64,
-    missed: u64,
-    unknown: u64,
-    within_target: u64,
-    short_abandons: u64,
-    wait_sum: f64,
+    calls: crate::report::Tally,
 }
 
 impl Today {
-    /// Counts a finished call the way the reports do (see `report.rs`): short abandons are left out of the
-    /// service level, an answered call without a wait does not count as within target.
+    /// Counts a finished incoming call the way the reports do (see `report.rs`).
     fn count(&mut self, call: &Call, p: &crate::config::Policy) {
         if call.direction != Direction::In {
             return;
         }
-        self.offered += 1;
-        match call.outcome {
-            Some(Outcome::Answered) => {
-                self.answered += 1;
-                if let Some(w) = call.wait_s {
-                    self.wait_sum += w;
-                    if w <= p.answer_target.0.as_secs_f64() {
-                        self.within_target += 1;
-                    }
-                }
-            }
-            Some(Outcome::Missed) => {
-                self.missed += 1;
-                if call
-                    .wait_s
-                    .is_some_and(|w| w < p.short_abandon.0.as_secs_f64())
-                {
-                    self.short_abandons += 1;
-                }
-            }
-            _ => self.unknown += 1,
-        }
+        self.calls.add_call(
+            call,
+            p.answer_target.0.as_secs_f64(),
+            p.short_abandon.0.as_secs_f64(),
+        );
     }
 }
 
@@ -1513,6 +1489,7 @@ impl Engine {
     }
 
     fn publish_snapshot(&self) {
+        let today = self.today.calls.kpis();
         let queue = QueueSummary {
             ringing: self
                 .trackers
@@ -1533,17 +1510,12 @@ impl Engine {
                     .count() as u32
             }),
             date: self.today.date.map(|d| d.to_string()).unwrap_or_default(),
-            offered: self.today.offered,
-            answered: self.today.answered,
-            missed: self.today.missed,
-            unknown: self.today.unknown,
-            service_level_pct: {
-                let known = (self.today.answered + self.today.missed)
-                    .saturating_sub(self.today.short_abandons);
-                (known > 0).then(|| round1(100.0 * self.today.within_target as f64 / known as f64))
-            },
-            asa_s: (self.today.answered > 0)
-                .then(|| round1(self.today.wait_sum / self.today.answered as f64)),
+            offered: today.offered,
+            answered: today.answered,
+            missed: today.missed,
+            unknown: today.unknown,
+            service_level_pct: today.service_level_pct,
+            asa_s: today.asa_s,
         };
         let snap = Snapshot {
             lines: self.trackers.values().map(|t| t.state()).collect(),
@@ -1562,10 +1534,6 @@ impl Engine {
             }
         });
     }
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 /// The monotonic instant at which the wall clock will read `at` (now, if that is past).
