@@ -99,6 +99,21 @@ pub struct Call {
     /// Extra text the caller-ID block carried (MESG).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who answered (an extension, phone or agent id), on lines that tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+    /// Who hung up first, on lines that tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_by: Option<ClearedBy>,
+}
+
+/// Who hung up first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClearedBy {
+    Caller,
+    Office,
+    Unknown,
 }
 
 impl Call {
@@ -129,6 +144,8 @@ impl Call {
             vip: false,
             clock_unsynced: false,
             message: None,
+            answered_by: None,
+            cleared_by: None,
         }
     }
 }

@@ -1,11 +1,21 @@
 //! `CallTracker`: the pure per-line call state machine. Line inputs and the time go in; call transitions and the
 //! next deadline come out. No I/O, no clock of its own, so every path is unit-tested with explicit times.
+//!
+//! A line carries the modem's call (the inputs without a call reference: rings, caller-ID fields, hook changes,
+//! timed out when the ringing stops) and any number of calls that a line that knows reports by its own reference
+//! (`Offered`, `Answered`, `Ended`), up to [`MAX_CALLS`] at once. `docs/line-contract.md` is the contract.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::{new_id, Call, Direction, LineState, LineStatus, NumberStatus, Outcome, Time};
+use crate::model::{
+    new_id, Call, ClearedBy, Direction, LineState, LineStatus, NumberStatus, Outcome, Time,
+};
+
+/// Calls tracked on one line at once; an offer beyond them is not tracked (memory stays bounded whatever a line
+/// reports).
+pub const MAX_CALLS: usize = 16;
 
 /// The time an input happened: the wall clock for records, the monotonic clock for durations and deadlines.
 #[derive(Debug, Clone, Copy)]
@@ -17,14 +27,37 @@ pub struct Now {
 /// What a line adapter reports. Adapters translate the outside world into these and know nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineInput {
-    Ring { label: Option<String> },
+    Ring {
+        label: Option<String>,
+    },
     Number(CallerNumber),
     Name(String),
     Message(String),
     OffHook,
     OnHook,
-    LinkUp { detail: Option<String> },
-    LinkDown { reason: String },
+    LinkUp {
+        detail: Option<String>,
+    },
+    LinkDown {
+        reason: String,
+    },
+    /// A line that knows (SIP, the bridge board): a call the source calls `call` is offered, with its caller ID.
+    Offered {
+        call: String,
+        direction: Direction,
+        number: CallerNumber,
+        name: Option<String>,
+    },
+    /// That call was answered, by `by` (an extension, phone or agent id) when the line tells.
+    Answered {
+        call: String,
+        by: Option<String>,
+    },
+    /// That call ended; `cleared_by` is who hung up first. Not answered: missed.
+    Ended {
+        call: String,
+        cleared_by: ClearedBy,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +91,14 @@ pub struct CallTransition {
     pub call: Call,
 }
 
+fn set_number(call: &mut Call, n: CallerNumber) {
+    (call.number, call.number_status) = match n {
+        CallerNumber::Known(s) => (Some(s), NumberStatus::Known),
+        CallerNumber::Withheld => (None, NumberStatus::Withheld),
+        CallerNumber::Unavailable => (None, NumberStatus::Unavailable),
+    };
+}
+
 /// Whether the call's caller ID says the same as `n`.
 fn same_caller(call: &Call, n: &CallerNumber) -> bool {
     match n {
@@ -72,6 +113,8 @@ pub const CID_SETTLE: Duration = Duration::from_millis(300);
 
 #[derive(Debug)]
 struct Active {
+    /// The source's reference; `None` for the modem's call.
+    reference: Option<String>,
     call: Call,
     started: Instant,
     /// The last RING or caller-ID line: ringing has stopped `ring_timeout` after it.
@@ -89,7 +132,8 @@ pub struct CallTracker {
     ring_timeout: Duration,
     link_up: bool,
     link_reason: Option<String>,
-    active: Option<Active>,
+    /// The calls on the line, oldest first: at most one without a reference (the modem's), and [`MAX_CALLS`].
+    calls: Vec<Active>,
     status: LineStatus,
     since: Time,
 }
@@ -103,7 +147,7 @@ impl CallTracker {
             ring_timeout,
             link_up: false,
             link_reason: Some("not opened yet".into()),
-            active: None,
+            calls: Vec::new(),
             status: LineStatus::Down,
             since: now,
         }
@@ -121,7 +165,7 @@ impl CallTracker {
 
     /// The earliest moment `on_timer` has something to do; `None` when idle (no timer needed).
     pub fn deadline(&self) -> Option<Instant> {
-        let a = self.active.as_ref()?;
+        let a = self.modem()?;
         if a.answered.is_some() {
             return None;
         }
@@ -133,7 +177,13 @@ impl CallTracker {
     }
 
     pub fn state(&self) -> LineState {
-        let a = self.active.as_ref();
+        // The call the status shows: the newest one still ringing, else the newest one.
+        let a = self
+            .calls
+            .iter()
+            .rev()
+            .find(|a| a.answered.is_none())
+            .or(self.calls.last());
         LineState {
             line: self.line.clone(),
             state: self.status,
@@ -174,30 +224,17 @@ impl CallTracker {
             // Caller ID during an answered call is another caller (call waiting). This tracker holds one call per
             // line, so the call in progress keeps its own caller ID and the waiting caller's is not recorded.
             LineInput::Number(_) | LineInput::Name(_)
-                if self.active.as_ref().is_some_and(|a| a.answered.is_some()) => {}
+                if self.modem().is_some_and(|a| a.answered.is_some()) => {}
             LineInput::Number(n) => {
                 // Another caller's number while a call still rings: that call stopped ringing before the ring
                 // timeout could tell, and this is a new call.
-                if self.active.as_ref().is_some_and(|a| {
+                if self.modem().is_some_and(|a| {
                     a.call.number_status != NumberStatus::None && !same_caller(&a.call, &n)
                 }) {
                     self.stop_ringing(now, &mut out);
                 }
                 let a = self.ensure_active(now, Direction::In);
-                match n {
-                    CallerNumber::Known(s) => {
-                        a.call.number = Some(s);
-                        a.call.number_status = NumberStatus::Known;
-                    }
-                    CallerNumber::Withheld => {
-                        a.call.number = None;
-                        a.call.number_status = NumberStatus::Withheld;
-                    }
-                    CallerNumber::Unavailable => {
-                        a.call.number = None;
-                        a.call.number_status = NumberStatus::Unavailable;
-                    }
-                }
+                set_number(&mut a.call, n);
                 Self::cid_arrived(a, now, &mut out);
             }
             LineInput::Name(name) => {
@@ -211,11 +248,11 @@ impl CallTracker {
                 Self::cid_arrived(a, now, &mut out);
             }
             LineInput::Message(m) => {
-                if let Some(a) = self.active.as_mut() {
+                if let Some(a) = self.modem_mut() {
                     a.call.message = Some(m);
                 }
             }
-            LineInput::OffHook => match self.active.as_mut() {
+            LineInput::OffHook => match self.modem_mut() {
                 Some(a) if a.answered.is_none() => {
                     if !a.announced {
                         Self::announce(a, &mut out);
@@ -237,8 +274,8 @@ impl CallTracker {
                 }
             },
             LineInput::OnHook => {
-                if self.active.as_ref().is_some_and(|a| a.answered.is_some()) {
-                    let outcome = match self.active.as_ref().map(|a| a.call.direction) {
+                if self.modem().is_some_and(|a| a.answered.is_some()) {
+                    let outcome = match self.modem().map(|a| a.call.direction) {
                         Some(Direction::In) => Outcome::Answered,
                         _ => Outcome::Unknown,
                     };
@@ -250,16 +287,71 @@ impl CallTracker {
                 self.link_reason = None;
             }
             LineInput::LinkDown { reason } => {
-                if self.active.is_some() {
-                    let outcome = if self.active.as_ref().is_some_and(|a| a.answered.is_some()) {
+                // Every call on the line ends: answered if it was, else unknown (the line cannot tell any more).
+                for a in std::mem::take(&mut self.calls) {
+                    let outcome = if a.answered.is_some() {
                         Outcome::Answered
                     } else {
                         Outcome::Unknown
                     };
-                    self.end(outcome, now, &mut out);
+                    Self::finish(a, outcome, now, &mut out);
                 }
                 self.link_up = false;
                 self.link_reason = Some(reason);
+            }
+            LineInput::Offered {
+                call,
+                direction,
+                number,
+                name,
+            } => {
+                if self.calls.len() < MAX_CALLS
+                    && !self
+                        .calls
+                        .iter()
+                        .any(|a| a.reference.as_deref() == Some(&call))
+                {
+                    let mut a = Self::started(&self.line, Some(call), direction, now);
+                    set_number(&mut a.call, number);
+                    a.call.name = name.filter(|n| !n.trim().is_empty());
+                    a.has_name = true;
+                    Self::announce(&mut a, &mut out);
+                    self.calls.push(a);
+                }
+            }
+            LineInput::Answered { call, by } => {
+                if let Some(a) = self
+                    .calls
+                    .iter_mut()
+                    .find(|a| a.reference.as_deref() == Some(&call) && a.answered.is_none())
+                {
+                    a.answered = Some(now.mono);
+                    a.call.answered_at = Some(now.wall);
+                    a.call.wait_s = Some(secs(now.mono - a.started));
+                    a.call.answered_by = by;
+                    out.push(CallTransition {
+                        kind: CallEventKind::Answered,
+                        call: a.call.clone(),
+                    });
+                }
+            }
+            LineInput::Ended { call, cleared_by } => {
+                if let Some(i) = self
+                    .calls
+                    .iter()
+                    .position(|a| a.reference.as_deref() == Some(&call))
+                {
+                    let mut a = self.calls.remove(i);
+                    a.call.cleared_by = Some(cleared_by);
+                    // The line knows: not answered is missed.
+                    let outcome = if a.answered.is_some() {
+                        Outcome::Answered
+                    } else {
+                        a.last_activity = now.mono;
+                        Outcome::Missed
+                    };
+                    Self::finish(a, outcome, now, &mut out);
+                }
             }
         }
         self.update_status(now);
@@ -269,7 +361,7 @@ impl CallTracker {
     /// Handles every deadline that has passed at `now`.
     pub fn on_timer(&mut self, now: Now) -> Vec<CallTransition> {
         let mut out = Vec::new();
-        let Some(a) = self.active.as_mut() else {
+        let Some(a) = self.modem_mut() else {
             return out;
         };
         if a.answered.is_some() {
@@ -287,7 +379,7 @@ impl CallTracker {
 
     /// The ringing call is over without an answer: missed where the line sees pick-ups, else unknown.
     fn stop_ringing(&mut self, now: Now, out: &mut Vec<CallTransition>) {
-        let Some(a) = self.active.as_mut() else {
+        let Some(a) = self.modem_mut() else {
             return;
         };
         if !a.announced {
@@ -301,16 +393,39 @@ impl CallTracker {
         self.end(outcome, now, out);
     }
 
-    fn ensure_active(&mut self, now: Now, direction: Direction) -> &mut Active {
-        self.active.get_or_insert_with(|| Active {
-            call: Call::new(new_id(now.wall), self.line.clone(), direction, now.wall),
+    /// The modem's call (the one without a reference).
+    fn modem(&self) -> Option<&Active> {
+        self.calls.iter().find(|a| a.reference.is_none())
+    }
+
+    fn modem_mut(&mut self) -> Option<&mut Active> {
+        self.calls.iter_mut().find(|a| a.reference.is_none())
+    }
+
+    fn started(line: &str, reference: Option<String>, direction: Direction, now: Now) -> Active {
+        Active {
+            reference,
+            call: Call::new(new_id(now.wall), line, direction, now.wall),
             started: now.mono,
             last_activity: now.mono,
             answered: None,
             announced: false,
             has_name: false,
             settle_at: None,
-        })
+        }
+    }
+
+    /// The modem's call, begun now if there is none.
+    fn ensure_active(&mut self, now: Now, direction: Direction) -> &mut Active {
+        let i = match self.calls.iter().position(|a| a.reference.is_none()) {
+            Some(i) => i,
+            None => {
+                let a = Self::started(&self.line, None, direction, now);
+                self.calls.push(a);
+                self.calls.len() - 1
+            }
+        };
+        &mut self.calls[i]
     }
 
     fn cid_arrived(a: &mut Active, now: Now, out: &mut Vec<CallTransition>) {
@@ -336,10 +451,15 @@ impl CallTracker {
         });
     }
 
+    /// Ends the modem's call.
     fn end(&mut self, outcome: Outcome, now: Now, out: &mut Vec<CallTransition>) {
-        let Some(mut a) = self.active.take() else {
-            return;
-        };
+        if let Some(i) = self.calls.iter().position(|a| a.reference.is_none()) {
+            let a = self.calls.remove(i);
+            Self::finish(a, outcome, now, out);
+        }
+    }
+
+    fn finish(mut a: Active, outcome: Outcome, now: Now, out: &mut Vec<CallTransition>) {
         a.call.ended_at = Some(now.wall);
         a.call.outcome = Some(outcome);
         match a.answered {
@@ -357,10 +477,12 @@ impl CallTracker {
         let status = if !self.link_up {
             LineStatus::Down
         } else {
-            match &self.active {
-                None => LineStatus::Idle,
-                Some(a) if a.answered.is_some() => LineStatus::Offhook,
-                Some(_) => LineStatus::Ringing,
+            if self.calls.iter().any(|a| a.answered.is_none()) {
+                LineStatus::Ringing
+            } else if self.calls.is_empty() {
+                LineStatus::Idle
+            } else {
+                LineStatus::Offhook
             }
         };
         if status != self.status {
@@ -491,6 +613,135 @@ mod tests {
         assert_eq!(e[0].call.number.as_deref(), Some("13800000001"));
         assert_eq!(e[0].call.name.as_deref(), Some("A"));
         assert_eq!(e[0].call.outcome, Some(Outcome::Answered));
+    }
+
+    fn offered(call: &str, number: &str) -> LineInput {
+        LineInput::Offered {
+            call: call.into(),
+            direction: Direction::In,
+            number: CallerNumber::Known(number.into()),
+            name: Some("CALLER".into()),
+        }
+    }
+
+    fn answered(call: &str, by: &str) -> LineInput {
+        LineInput::Answered {
+            call: call.into(),
+            by: Some(by.into()),
+        }
+    }
+
+    fn ended(call: &str, by: ClearedBy) -> LineInput {
+        LineInput::Ended {
+            call: call.into(),
+            cleared_by: by,
+        }
+    }
+
+    /// A scripted line that knows: answered at an extension, who hung up first, talk and wait times.
+    #[test]
+    fn a_line_that_knows_reports_who_answered_and_who_cleared() {
+        let c = Clock::new();
+        let mut t = up(false, &c);
+        let r = t.on_input(offered("sip-1", "13800000001"), c.at(0));
+        assert_eq!(kinds(&r), vec![CallEventKind::Ringing]);
+        assert_eq!(r[0].call.name.as_deref(), Some("CALLER"));
+        assert_eq!(t.deadline(), None, "the line tells when it ends: no timer");
+        let a = t.on_input(answered("sip-1", "201"), c.at(4000));
+        assert_eq!(kinds(&a), vec![CallEventKind::Answered]);
+        assert_eq!(a[0].call.answered_by.as_deref(), Some("201"));
+        assert_eq!(a[0].call.wait_s, Some(4.0));
+        let e = t.on_input(ended("sip-1", ClearedBy::Office), c.at(64000));
+        let call = &e[0].call;
+        assert_eq!(
+            call.outcome,
+            Some(Outcome::Answered),
+            "answer_detect is for modems only"
+        );
+        assert_eq!(
+            (call.talk_s, call.cleared_by),
+            (Some(60.0), Some(ClearedBy::Office))
+        );
+        assert_eq!(t.state().state, LineStatus::Idle);
+    }
+
+    #[test]
+    fn a_call_that_ends_unanswered_on_a_line_that_knows_is_missed() {
+        let c = Clock::new();
+        let mut t = up(false, &c);
+        t.on_input(offered("b-7", "13800000001"), c.at(0));
+        let e = t.on_input(ended("b-7", ClearedBy::Caller), c.at(9000));
+        let call = &e[0].call;
+        assert_eq!(call.outcome, Some(Outcome::Missed));
+        assert_eq!(
+            (call.wait_s, call.cleared_by),
+            (Some(9.0), Some(ClearedBy::Caller))
+        );
+    }
+
+    /// Two calls at once on one line (a SIP trunk, or call waiting on a line that knows): each keeps its own
+    /// record; the line shows the one still ringing.
+    #[test]
+    fn two_concurrent_calls_on_one_line_keep_their_own_records() {
+        let c = Clock::new();
+        let mut t = up(false, &c);
+        let first = t.on_input(offered("a", "13800000001"), c.at(0));
+        t.on_input(answered("a", "201"), c.at(2000));
+        assert_eq!(t.state().state, LineStatus::Offhook);
+        let second = t.on_input(offered("b", "13900000002"), c.at(10000));
+        assert_ne!(first[0].call.id, second[0].call.id);
+        let s = t.state();
+        assert_eq!(
+            (s.state, s.number.as_deref()),
+            (LineStatus::Ringing, Some("13900000002"))
+        );
+        assert!(
+            t.on_input(offered("b", "13900000002"), c.at(10001))
+                .is_empty(),
+            "a repeated offer is the same call"
+        );
+        assert!(
+            t.on_input(answered("zzz", "202"), c.at(11000)).is_empty(),
+            "an unknown call is ignored"
+        );
+        let b = t.on_input(ended("b", ClearedBy::Caller), c.at(15000));
+        assert_eq!(
+            (b[0].call.id.as_str(), b[0].call.outcome),
+            (second[0].call.id.as_str(), Some(Outcome::Missed))
+        );
+        assert_eq!(
+            t.state().state,
+            LineStatus::Offhook,
+            "the first call is still up"
+        );
+        let a = t.on_input(ended("a", ClearedBy::Caller), c.at(30000));
+        assert_eq!(
+            (a[0].call.outcome, a[0].call.talk_s),
+            (Some(Outcome::Answered), Some(28.0))
+        );
+        assert_eq!(t.state().state, LineStatus::Idle);
+    }
+
+    #[test]
+    fn calls_per_line_are_bounded_and_a_lost_link_ends_them_all() {
+        let c = Clock::new();
+        let mut t = up(false, &c);
+        for i in 0..MAX_CALLS + 5 {
+            t.on_input(offered(&format!("c{i}"), "13800000001"), c.at(i as u64));
+        }
+        t.on_input(answered("c0", "201"), c.at(100));
+        let e = t.on_input(
+            LineInput::LinkDown {
+                reason: "unplugged".into(),
+            },
+            c.at(200),
+        );
+        assert_eq!(e.len(), MAX_CALLS, "offers beyond the cap are not tracked");
+        assert_eq!(e[0].call.outcome, Some(Outcome::Answered));
+        assert!(e[1..]
+            .iter()
+            .all(|t| t.call.outcome == Some(Outcome::Unknown)));
+        assert_eq!(t.state().state, LineStatus::Down);
     }
 
     #[test]

@@ -291,17 +291,17 @@ pub struct Engine {
     open_by_number: HashMap<String, String>,
     /// Open follow-up tasks by number.
     open_followup: HashMap<String, String>,
-    /// Whether each line's current call is from a repeat caller.
-    line_repeat: HashMap<String, bool>,
-    /// Whether each line's current call began before the clock was synchronised.
-    line_unsynced: HashMap<String, bool>,
+    /// Whether each call in progress is from a repeat caller, by call id.
+    call_repeat: HashMap<String, bool>,
+    /// Whether each call in progress began before the clock was synchronised, by call id.
+    call_unsynced: HashMap<String, bool>,
     /// Each open task's next deadline timer (warning, deadline, escalation), by time; one per task.
     timers: BTreeSet<(Time, String)>,
     /// For each open task, what its timers depend on and when its entry in `timers` is.
     scheduled: HashMap<String, Scheduled>,
     policy: TaskPolicy,
     deadlines: Box<dyn DeadlineClock + Send>,
-    /// Ringing calls not yet alerted for ringing long: line -> (call id, when to alert).
+    /// Ringing calls not yet alerted for ringing long: call id -> (line, when to alert).
     ring_alerts: HashMap<String, (String, Time)>,
     open_count: u64,
     overdue_count: u64,
@@ -314,8 +314,8 @@ pub struct Engine {
     agent_replies: Vec<Reply<AgentState>>,
     /// Agents in configuration order, with their state.
     agents: Vec<AgentState>,
-    /// The agent handling each line's current call.
-    line_agent: HashMap<String, String>,
+    /// The agent handling each call in progress, by call id.
+    call_agent: HashMap<String, String>,
     calendar: BusinessCalendar,
     /// The customer directory, by number.
     directory: HashMap<String, Customer>,
@@ -413,8 +413,8 @@ impl Engine {
             alerted_down: BTreeSet::new(),
             open_by_number: HashMap::new(),
             open_followup: HashMap::new(),
-            line_repeat: HashMap::new(),
-            line_unsynced: HashMap::new(),
+            call_repeat: HashMap::new(),
+            call_unsynced: HashMap::new(),
             timers: BTreeSet::new(),
             scheduled: HashMap::new(),
             policy,
@@ -428,7 +428,7 @@ impl Engine {
             replies: Vec::new(),
             agent_replies: Vec::new(),
             agents: Vec::new(),
-            line_agent: HashMap::new(),
+            call_agent: HashMap::new(),
             calendar,
             unstaffed_alerted: false,
             directory: HashMap::new(),
@@ -775,10 +775,10 @@ impl Engine {
             .ring_alerts
             .iter()
             .filter(|(_, (_, at))| *at <= now.wall)
-            .map(|(line, (call, _))| (line.clone(), call.clone()))
+            .map(|(call, (line, _))| (line.clone(), call.clone()))
             .collect();
         for (line, call) in due_alerts {
-            self.ring_alerts.remove(&line);
+            self.ring_alerts.remove(&call);
             let secs = self
                 .cfg
                 .policy
@@ -809,10 +809,10 @@ impl Engine {
     fn call_transition(&mut self, kind: CallEventKind, mut call: Call, now: Time) {
         if kind == CallEventKind::Ringing {
             if let Some(a) = self.pick_agent(&call.line) {
-                self.line_agent.insert(call.line.clone(), a);
+                self.call_agent.insert(call.id.clone(), a);
             }
         }
-        call.agent = self.line_agent.get(&call.line).cloned();
+        call.agent = self.call_agent.get(&call.id).cloned();
         self.enrich(&mut call, kind, now);
         match (kind, &call.agent) {
             (CallEventKind::Answered, Some(a)) => {
@@ -821,7 +821,7 @@ impl Engine {
             }
             (CallEventKind::Ended, Some(a)) => {
                 let a = a.clone();
-                self.line_agent.remove(&call.line);
+                self.call_agent.remove(&call.id);
                 if self
                     .agent(&a)
                     .is_some_and(|s| s.call_id.as_deref() == Some(call.id.as_str()))
@@ -837,11 +837,11 @@ impl Engine {
                     let at =
                         call.started_at + chrono::Duration::from_std(after).unwrap_or_default();
                     self.ring_alerts
-                        .insert(call.line.clone(), (call.id.clone(), at));
+                        .insert(call.id.clone(), (call.line.clone(), at));
                 }
             }
             _ => {
-                self.ring_alerts.remove(&call.line);
+                self.ring_alerts.remove(&call.id);
             }
         }
         if kind == CallEventKind::Ended {
@@ -917,7 +917,7 @@ impl Engine {
                 }
             }
             self.alerted_down.remove(&id);
-            self.ring_alerts.remove(&id);
+            self.ring_alerts.retain(|_, (line, _)| *line != id);
         }
         for l in &cfg.lines {
             match self.trackers.get_mut(&l.id) {
@@ -955,7 +955,7 @@ impl Engine {
             st.name = a.name.clone();
             self.agents.push(st);
         }
-        self.line_agent
+        self.call_agent
             .retain(|_, a| cfg.agents.iter().any(|x| &x.id == a));
         let timers_changed = {
             let (a, b) = (&self.cfg.policy, &cfg.policy);
@@ -990,13 +990,13 @@ impl Engine {
     /// What the site knows about the caller: a name from the directory when caller ID has none, the VIP flag, and
     /// whether the number called within `repeat_window` before. A VIP's ringing call alerts.
     fn enrich(&mut self, call: &mut Call, kind: CallEventKind, now: Time) {
-        if kind == CallEventKind::Ringing || !self.line_unsynced.contains_key(&call.line) {
-            self.line_unsynced
-                .insert(call.line.clone(), !self.clock.is_synced());
+        if kind == CallEventKind::Ringing || !self.call_unsynced.contains_key(&call.id) {
+            self.call_unsynced
+                .insert(call.id.clone(), !self.clock.is_synced());
         }
-        call.clock_unsynced = self.line_unsynced.get(&call.line).copied().unwrap_or(false);
+        call.clock_unsynced = self.call_unsynced.get(&call.id).copied().unwrap_or(false);
         if kind == CallEventKind::Ended {
-            self.line_unsynced.remove(&call.line);
+            self.call_unsynced.remove(&call.id);
         }
         let Some(number) = call.number.clone() else {
             return;
@@ -1014,7 +1014,7 @@ impl Engine {
                 .last_call
                 .get(&number)
                 .is_some_and(|t| *t < call.started_at && call.started_at - *t <= window);
-            self.line_repeat.insert(call.line.clone(), call.repeat);
+            self.call_repeat.insert(call.id.clone(), call.repeat);
             self.last_call.insert(number.clone(), call.started_at);
             if call.vip {
                 let who = call.name.clone().unwrap_or_else(|| number.clone());
@@ -1028,10 +1028,10 @@ impl Engine {
                 );
             }
         } else {
-            call.repeat = self.line_repeat.get(&call.line).copied().unwrap_or(false);
+            call.repeat = self.call_repeat.get(&call.id).copied().unwrap_or(false);
         }
         if kind == CallEventKind::Ended {
-            self.line_repeat.remove(&call.line);
+            self.call_repeat.remove(&call.id);
         }
     }
 
@@ -1545,7 +1545,7 @@ fn wall_to_mono(now: Now, at: Time) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AgentStatus, LineStatus, TaskKind, TaskState};
+    use crate::model::{AgentStatus, ClearedBy, LineStatus, TaskKind, TaskState};
     use crate::tracker::CallerNumber;
     use chrono::Utc;
 
@@ -1782,6 +1782,110 @@ callback_due = "2h"
             h.agent_action("bob", AgentAction::Away).await.is_err(),
             "signed out agents cannot be away"
         );
+    }
+
+    /// Two calls at once on one line that knows: each gets its own agent, its own record and its own task.
+    #[tokio::test(start_paused = true)]
+    async fn two_concurrent_calls_on_one_line_each_get_an_agent_a_record_and_a_task() {
+        let cfg = format!("{CFG}[[agent]]\nid = \"alice\"\n[[agent]]\nid = \"bob\"\n");
+        let cfg = Arc::new(Config::parse(&cfg).unwrap_or_else(|p| panic!("{p:?}")));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (engine, h) = Engine::new(
+            cfg,
+            store.clone(),
+            Clock::anchored(Utc::now()),
+            Default::default(),
+        )
+        .unwrap();
+        let mut ev = h.events.subscribe();
+        tokio::spawn(engine.run());
+        h.line_input("line1", LineInput::LinkUp { detail: None })
+            .await;
+        for a in ["alice", "bob"] {
+            h.agent_action(a, AgentAction::SignIn).await.unwrap();
+            assert_eq!(ev.recv().await.unwrap().kind, "agent.available");
+        }
+        let offer = |call: &str, n: &str| LineInput::Offered {
+            call: call.into(),
+            direction: Direction::In,
+            number: CallerNumber::Known(n.into()),
+            name: None,
+        };
+        h.line_input("line1", offer("a", "13800000001")).await;
+        h.line_input(
+            "line1",
+            LineInput::Answered {
+                call: "a".into(),
+                by: Some("201".into()),
+            },
+        )
+        .await;
+        h.line_input("line1", offer("b", "13900000002")).await;
+        h.line_input(
+            "line1",
+            LineInput::Ended {
+                call: "b".into(),
+                cleared_by: ClearedBy::Caller,
+            },
+        )
+        .await;
+        h.line_input(
+            "line1",
+            LineInput::Ended {
+                call: "a".into(),
+                cleared_by: ClearedBy::Office,
+            },
+        )
+        .await;
+        let mut ended = Vec::new();
+        let mut tasks = Vec::new();
+        while ended.len() < 2 || tasks.is_empty() {
+            let e = ev.recv().await.unwrap();
+            match (&e.kind[..], &e.subject) {
+                ("call.ended", Subject::Call { call }) => ended.push(call.clone()),
+                ("task.created", Subject::Task { task }) => tasks.push(task.clone()),
+                _ => {}
+            }
+        }
+        let (b, a) = (&ended[0], &ended[1]);
+        assert_eq!(
+            (
+                b.number.as_deref(),
+                b.outcome,
+                b.cleared_by,
+                b.agent.as_deref()
+            ),
+            (
+                Some("13900000002"),
+                Some(Outcome::Missed),
+                Some(ClearedBy::Caller),
+                Some("bob")
+            ),
+            "the second call went to the agent still free"
+        );
+        assert_eq!(
+            (
+                a.number.as_deref(),
+                a.outcome,
+                a.answered_by.as_deref(),
+                a.agent.as_deref()
+            ),
+            (
+                Some("13800000001"),
+                Some(Outcome::Answered),
+                Some("201"),
+                Some("alice")
+            )
+        );
+        assert_eq!(tasks.len(), 1, "only the missed one needs a callback");
+        assert_eq!(tasks[0].number.as_deref(), Some("13900000002"));
+        // Both are in the store with what the line told.
+        let stored = store.calls_newest_first("", "~", 10, |_| true).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored
+            .iter()
+            .any(|c| c.answered_by.as_deref() == Some("201")));
     }
 
     #[tokio::test(start_paused = true)]

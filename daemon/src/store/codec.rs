@@ -20,16 +20,22 @@
 //! ```
 //!
 //! Bracketed fields are present only when their flag is set; the record must end exactly after the last field.
-//! Adding a field to [`Call`] does not compile until [`encode_call`] handles it; it then needs a new format byte
-//! (`0x02`), with version 1 still decoded, since stores keep old records forever.
+//! Adding a field to [`Call`] does not compile until [`encode_call`] handles it; it then needs a new format byte,
+//! with the older versions still decoded, since stores keep old records forever.
+//!
+//! Version 2 (format byte `0x02`) is version 1 with two more flags and fields, for lines that know who answered and
+//! who hung up first: `str [answered_by]` after `[message]`, then `u8 [cleared_by]` (0 caller, 1 office,
+//! 2 unknown). A call without them is still written as version 1, byte for byte as before.
 
 use chrono::DateTime;
 use serde::de::Error as _;
 
-use crate::model::{Call, Direction, NumberStatus, Outcome, Time};
+use crate::model::{Call, ClearedBy, Direction, NumberStatus, Outcome, Time};
 
 /// The first byte of a version-1 binary call record. (A JSON record starts with `{`.)
 pub(super) const CALL_V1: u8 = 0x01;
+/// Version 2: version 1 with `answered_by` and `cleared_by`.
+pub(super) const CALL_V2: u8 = 0x02;
 
 const FLAG_OUT: u16 = 1 << 0;
 const FLAG_NUMBER: u16 = 1 << 1;
@@ -43,7 +49,10 @@ const FLAG_REPEAT: u16 = 1 << 8;
 const FLAG_VIP: u16 = 1 << 9;
 const FLAG_CLOCK_UNSYNCED: u16 = 1 << 10;
 const FLAG_MESSAGE: u16 = 1 << 11;
-const FLAGS_KNOWN: u16 = (1 << 12) - 1;
+const FLAGS_V1: u16 = (1 << 12) - 1;
+const FLAG_ANSWERED_BY: u16 = 1 << 12;
+const FLAG_CLEARED_BY: u16 = 1 << 13;
+const FLAGS_V2: u16 = (1 << 14) - 1;
 
 /// A call as stored: the binary record of version 1.
 pub(super) fn encode_call(c: &Call) -> Vec<u8> {
@@ -67,6 +76,8 @@ pub(super) fn encode_call(c: &Call) -> Vec<u8> {
         vip,
         clock_unsynced,
         message,
+        answered_by,
+        cleared_by,
     } = c;
     // JSON writes a non-finite number as `null`, which reads back as `None`: so does this encoding.
     let wait_s = wait_s.filter(|w| w.is_finite());
@@ -89,6 +100,8 @@ pub(super) fn encode_call(c: &Call) -> Vec<u8> {
     set(FLAG_VIP, *vip);
     set(FLAG_CLOCK_UNSYNCED, *clock_unsynced);
     set(FLAG_MESSAGE, message.is_some());
+    set(FLAG_ANSWERED_BY, answered_by.is_some());
+    set(FLAG_CLEARED_BY, cleared_by.is_some());
 
     let strings = [
         Some(id),
@@ -97,10 +110,15 @@ pub(super) fn encode_call(c: &Call) -> Vec<u8> {
         name.as_ref(),
         agent.as_ref(),
         message.as_ref(),
+        answered_by.as_ref(),
     ];
     let mut out =
         Vec::with_capacity(64 + strings.iter().flatten().map(|s| s.len() + 2).sum::<usize>());
-    out.push(CALL_V1);
+    out.push(if flags & !FLAGS_V1 == 0 {
+        CALL_V1
+    } else {
+        CALL_V2
+    });
     out.extend_from_slice(&flags.to_le_bytes());
     out.push(match number_status {
         NumberStatus::Known => 0,
@@ -139,13 +157,21 @@ pub(super) fn encode_call(c: &Call) -> Vec<u8> {
         }
         out.extend_from_slice(s.as_bytes());
     }
+    if let Some(c) = cleared_by {
+        out.push(match c {
+            ClearedBy::Caller => 0,
+            ClearedBy::Office => 1,
+            ClearedBy::Unknown => 2,
+        });
+    }
     out
 }
 
 /// A stored call: a binary record, or a JSON one written by an earlier linekeeper.
 pub(super) fn decode_call(v: &[u8]) -> Result<Call, serde_json::Error> {
     match v.first() {
-        Some(&CALL_V1) => decode_v1(&v[1..]).map_err(serde_json::Error::custom),
+        Some(&CALL_V1) => decode_binary(&v[1..], FLAGS_V1).map_err(serde_json::Error::custom),
+        Some(&CALL_V2) => decode_binary(&v[1..], FLAGS_V2).map_err(serde_json::Error::custom),
         _ => serde_json::from_slice(v),
     }
 }
@@ -159,7 +185,8 @@ pub(super) fn decode_number_at(v: &[u8]) -> Result<(Option<String>, Time), serde
         started_at: Time,
     }
     match v.first() {
-        Some(&CALL_V1) => number_at_v1(&v[1..]).map_err(serde_json::Error::custom),
+        // Version 2 begins as version 1 does.
+        Some(&CALL_V1 | &CALL_V2) => number_at_v1(&v[1..]).map_err(serde_json::Error::custom),
         _ => serde_json::from_slice(v).map(|c: NumberAt| (c.number, c.started_at)),
     }
 }
@@ -243,10 +270,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_v1(v: &[u8]) -> Result<Call, &'static str> {
+/// Reads a version 1 or 2 record (after its format byte); `known`: the flags of that version.
+fn decode_binary(v: &[u8], known: u16) -> Result<Call, &'static str> {
     let mut r = Reader { rest: v };
     let flags = u16::from_le_bytes(r.take()?);
-    if flags & !FLAGS_KNOWN != 0 {
+    if flags & !known != 0 {
         return Err("binary call record has unknown flags");
     }
     let has = |bit: u16| flags & bit != 0;
@@ -281,6 +309,14 @@ fn decode_v1(v: &[u8]) -> Result<Call, &'static str> {
     let name = has(FLAG_NAME).then(|| r.string()).transpose()?;
     let agent = has(FLAG_AGENT).then(|| r.string()).transpose()?;
     let message = has(FLAG_MESSAGE).then(|| r.string()).transpose()?;
+    let answered_by = has(FLAG_ANSWERED_BY).then(|| r.string()).transpose()?;
+    let cleared_by = match has(FLAG_CLEARED_BY).then(|| r.u8()).transpose()? {
+        None => None,
+        Some(0) => Some(ClearedBy::Caller),
+        Some(1) => Some(ClearedBy::Office),
+        Some(2) => Some(ClearedBy::Unknown),
+        Some(_) => return Err("binary call record has an unknown cleared_by"),
+    };
     if !r.rest.is_empty() {
         return Err("binary call record has trailing bytes");
     }
@@ -307,6 +343,8 @@ fn decode_v1(v: &[u8]) -> Result<Call, &'static str> {
         vip: has(FLAG_VIP),
         clock_unsynced: has(FLAG_CLOCK_UNSYNCED),
         message,
+        answered_by,
+        cleared_by,
     })
 }
 
@@ -359,6 +397,8 @@ mod tests {
             agent in proptest::option::of(arb_text()),
             flags in any::<[bool; 3]>(),
             message in proptest::option::of(arb_text()),
+            answered_by in proptest::option::of(arb_text()),
+            cleared_by in 0u8..4,
         ) -> Call {
             Call {
                 id,
@@ -390,6 +430,9 @@ mod tests {
                 vip: flags[1],
                 clock_unsynced: flags[2],
                 message,
+                answered_by,
+                cleared_by: [None, Some(ClearedBy::Caller), Some(ClearedBy::Office), Some(ClearedBy::Unknown)]
+                    [cleared_by as usize],
             }
         }
     }
@@ -398,7 +441,9 @@ mod tests {
         #[test]
         fn binary_round_trip(c in arb_call()) {
             let bytes = encode_call(&c);
-            prop_assert_eq!(bytes[0], CALL_V1);
+            // Version 1 unless the call has a field only version 2 holds: old records stay byte for byte.
+            let v2 = c.answered_by.is_some() || c.cleared_by.is_some();
+            prop_assert_eq!(bytes[0], if v2 { CALL_V2 } else { CALL_V1 });
             let back = decode_call(&bytes).unwrap();
             prop_assert_eq!(&back, &c);
             // Bit for bit (`==` does not tell -0.0 from 0.0).
