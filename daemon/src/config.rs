@@ -285,13 +285,7 @@ impl Default for Web {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnknownOutcome {
-    Review,
-    Callback,
-    Ignore,
-}
+pub use linekeeper_core::tasks::UnknownOutcome;
 
 /// A duration that can be switched off: `"off"` (or `"0s"`) is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

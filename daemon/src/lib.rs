@@ -7,22 +7,18 @@
 //! wiring, the report scheduler); `outputs/` are what others see (MQTT, HTTP and the web page, the control
 //! socket). See `docs/architecture.md`.
 
+// The domain, from linekeeper-core (no I/O), at the paths it always had.
+pub use linekeeper_core::{calendar, csv, directory, model, query, report, tasks};
+
 pub mod accounts;
 pub mod adapters;
 pub mod auth;
-pub mod calendar;
 pub mod clock;
 pub mod config;
-pub mod csv;
 pub mod demo;
 pub mod diag;
-pub mod directory;
 pub mod metrics;
-pub mod model;
 pub mod outputs;
-pub mod query;
-pub mod report;
 pub mod runtime;
 pub mod store;
-pub mod tasks;
 pub mod tracker;

@@ -59,7 +59,7 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Print a report (the stored one, or one built now from the store).
     Report {
-        kind: linekeeper::report::ReportKind,
+        kind: KindArg,
         /// A day in the period (YYYY-MM-DD, site time) [default: today].
         #[arg(long)]
         date: Option<String>,
@@ -94,6 +94,28 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KindArg {
+    Shift,
+    Daily,
+    Weekly,
+    Monthly,
+    Quarterly,
+}
+
+impl From<KindArg> for linekeeper::report::ReportKind {
+    fn from(k: KindArg) -> Self {
+        use linekeeper::report::ReportKind;
+        match k {
+            KindArg::Shift => ReportKind::Shift,
+            KindArg::Daily => ReportKind::Daily,
+            KindArg::Weekly => ReportKind::Weekly,
+            KindArg::Monthly => ReportKind::Monthly,
+            KindArg::Quarterly => ReportKind::Quarterly,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -259,7 +281,14 @@ fn main() -> ExitCode {
             date,
             format,
             config,
-        } => control_command(&config, &Request::Report { kind, date, format }),
+        } => control_command(
+            &config,
+            &Request::Report {
+                kind: kind.into(),
+                date,
+                format,
+            },
+        ),
         Command::Export {
             what,
             from,

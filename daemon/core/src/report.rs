@@ -57,7 +57,7 @@ use crate::model::{Call, Direction, Outcome, Task, TaskKind, TaskState, Time};
 /// The history action `tasks::on_timer` records when a task passes its deadline.
 const OVERDUE_ACTION: &str = "overdue";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportKind {
     Shift,
@@ -68,6 +68,19 @@ pub enum ReportKind {
 }
 
 impl ReportKind {
+    pub const ALL: [ReportKind; 5] = [
+        ReportKind::Shift,
+        ReportKind::Daily,
+        ReportKind::Weekly,
+        ReportKind::Monthly,
+        ReportKind::Quarterly,
+    ];
+
+    /// The kind named `s` (`daily`, ...).
+    pub fn parse(s: &str) -> Option<ReportKind> {
+        ReportKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReportKind::Shift => "shift",

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::UnknownOutcome;
 use crate::model::{
     new_id, Call, Direction, Level, Outcome, Priority, Severity, Stage, Task, TaskEntry, TaskKind,
     TaskState, Time,
@@ -101,6 +100,15 @@ impl Default for TaskPolicy {
             escalate_every: h(1),
         }
     }
+}
+
+/// What a call whose outcome the line cannot know asks for (`policy.unknown_outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownOutcome {
+    Review,
+    Callback,
+    Ignore,
 }
 
 /// The task kind a finished call asks for, if any.
