@@ -15,6 +15,8 @@
 //! Stores of linekeeper 0.1 were sled 0.34 databases in `db/`, which never reached the disk before a power cut
 //! (sled's flush ends in `sync_file_range`, never `fsync`). [`Store::open`] migrates such a store once (see
 //! `migrate`).
+//!
+//! Long on purpose: every call of the storage engine lives in this one module.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

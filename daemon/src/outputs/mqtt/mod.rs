@@ -7,6 +7,8 @@
 //! reconnects and drops its in-flight queue on a clean session, so replaying from our own outbox on a fresh
 //! client is the only way to keep the order. rumqttc has no reconnect backoff of its own; ours is capped,
 //! exponential and jittered.
+//!
+//! Long because the outbox pump, the acknowledgement watermark and the retained state are one session's state.
 
 pub mod command;
 pub mod discovery;

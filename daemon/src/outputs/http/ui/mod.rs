@@ -1,6 +1,8 @@
 //! The local web page: server-rendered HTML (maud) with a little plain JavaScript, every asset compiled into
 //! the binary. Sessions in HttpOnly SameSite=Strict cookies; every state change is a POST with a CSRF token
 //! and a matching Origin (or Referer); roles `agent` < `supervisor` < `admin`.
+//!
+//! Long because the layout, login, password and session handling that every page shares live here.
 
 pub mod admin;
 #[cfg(test)]

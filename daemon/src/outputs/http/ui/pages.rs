@@ -1,4 +1,6 @@
 //! The staff pages: call log, tasks (with every action), customer directory, reports with inline SVG charts.
+//!
+//! Long because it holds one template and handler per staff page (calls, tasks, directory, reports); each is short.
 
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -1,5 +1,7 @@
 //! Router tests of the web page: every route needs a login, roles are enforced, CSRF and Origin are checked,
 //! validation errors are shown beside their fields, nothing changes on GET.
+//!
+//! Long on purpose: one router test per behaviour of the page, all sharing one rig.
 
 use std::sync::Arc;
 
