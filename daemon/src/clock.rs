@@ -3,7 +3,23 @@
 use tokio::time::Instant;
 
 use crate::model::Time;
-use crate::tracker::Now;
+
+/// The time an input happened: the wall clock for records, tokio's monotonic clock for timers.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub wall: Time,
+    pub mono: Instant,
+}
+
+impl Now {
+    /// The same moment for the core's state machines: monotonic time since `origin`.
+    pub fn core(self, origin: Instant) -> linekeeper_core::tracker::Now {
+        linekeeper_core::tracker::Now {
+            wall: self.wall,
+            mono: linekeeper_core::mono::Mono(self.mono.saturating_duration_since(origin)),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Clock {

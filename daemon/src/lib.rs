@@ -8,7 +8,7 @@
 //! socket). See `docs/architecture.md`.
 
 // The domain, from linekeeper-core (no I/O), at the paths it always had.
-pub use linekeeper_core::{calendar, csv, directory, model, query, report, tasks};
+pub use linekeeper_core::{calendar, csv, directory, model, query, report, tasks, tracker};
 
 pub mod accounts;
 pub mod adapters;
@@ -21,4 +21,3 @@ pub mod metrics;
 pub mod outputs;
 pub mod runtime;
 pub mod store;
-pub mod tracker;

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::calendar::BusinessCalendar;
 use crate::clock::Clock;
+use crate::clock::Now;
 use crate::config::Config;
 use crate::config::DeadlineClockKind;
 use crate::directory::Customer;
@@ -32,7 +33,7 @@ use crate::store::{Change, Store, StoreError};
 use crate::tasks::{
     self, ActionError, ComplaintRequest, DeadlineClock, Deadlines, Effect, TaskAction, TaskPolicy,
 };
-use crate::tracker::{CallEventKind, CallTracker, LineInput, Now};
+use crate::tracker::{CallEventKind, CallTracker, LineInput};
 
 /// Largest number of inputs applied in one commit: as many as the input channel holds, so a slow sync (2-20 ms on
 /// an SD card) carries everything that queued up behind it. (256 gave 870 calls/s with 20 ms syncs; lkbench with
@@ -334,6 +335,8 @@ pub struct Engine {
     /// While the store fails: when to try the held change again, and the wait after that.
     store_retry: Option<(Instant, Duration)>,
     wiring: Wiring,
+    /// The origin of the call trackers' monotonic time (`clock::Now::core`).
+    origin: Instant,
     snapshot_tx: Arc<watch::Sender<Snapshot>>,
     events_tx: broadcast::Sender<Arc<Event>>,
 }
@@ -445,6 +448,7 @@ impl Engine {
             snapshot_tx: wiring.snapshot_tx.clone(),
             events_tx: wiring.events_tx.clone(),
             wiring,
+            origin: now.mono,
         };
         for a in e.cfg.agents.clone() {
             let saved: Option<AgentState> = e.store.record(&format!("agent/{}", a.id))?;
@@ -593,7 +597,7 @@ impl Engine {
         let mut at = wall_to_mono(now, self.next_midnight(now.wall));
         for t in self.trackers.values() {
             if let Some(d) = t.deadline() {
-                at = at.min(d);
+                at = at.min(self.origin + d.0);
             }
         }
         if let Some((due, _)) = self.timers.first() {
@@ -717,7 +721,7 @@ impl Engine {
             LineInput::LinkDown { reason } => Some(reason.clone()),
             _ => None,
         };
-        let transitions = tracker.on_input(input, now);
+        let transitions = tracker.on_input(input, now.core(self.origin));
         let is_up = tracker.is_link_up();
         for t in transitions {
             self.call_transition(t.kind, t.call, now.wall);
@@ -751,8 +755,9 @@ impl Engine {
         let now = self.clock.now();
         let mut transitions = Vec::new();
         for t in self.trackers.values_mut() {
-            if t.deadline().is_some_and(|d| d <= now.mono) {
-                transitions.extend(t.on_timer(now));
+            let at = now.core(self.origin);
+            if t.deadline().is_some_and(|d| d <= at.mono) {
+                transitions.extend(t.on_timer(at));
             }
         }
         for t in transitions {
@@ -910,7 +915,7 @@ impl Engine {
                     LineInput::LinkDown {
                         reason: "line removed from the configuration".into(),
                     },
-                    now,
+                    now.core(self.origin),
                 ) {
                     let mut call = tr.call;
                     if tr.kind == CallEventKind::Ended {

@@ -3,13 +3,13 @@ use chrono::TimeZone;
 
 struct Clock {
     wall0: Time,
-    mono0: Instant,
+    mono0: Mono,
 }
 impl Clock {
     fn new() -> Self {
         Clock {
             wall0: chrono::Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
-            mono0: Instant::now(),
+            mono0: Mono::ZERO,
         }
     }
     fn at(&self, ms: u64) -> Now {

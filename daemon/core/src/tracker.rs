@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::mono::Mono;
 
 use crate::model::{
     new_id, Call, ClearedBy, Direction, LineState, LineStatus, NumberStatus, Outcome, Time,
@@ -21,7 +21,7 @@ pub const MAX_CALLS: usize = 16;
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
     pub wall: Time,
-    pub mono: Instant,
+    pub mono: Mono,
 }
 
 /// What a line adapter reports. Adapters translate the outside world into these and know nothing else.
@@ -116,13 +116,13 @@ struct Active {
     /// The source's reference; `None` for the modem's call.
     reference: Option<String>,
     call: Call,
-    started: Instant,
+    started: Mono,
     /// The last RING or caller-ID line: ringing has stopped `ring_timeout` after it.
-    last_activity: Instant,
-    answered: Option<Instant>,
+    last_activity: Mono,
+    answered: Option<Mono>,
     announced: bool,
     has_name: bool,
-    settle_at: Option<Instant>,
+    settle_at: Option<Mono>,
 }
 
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl CallTracker {
     }
 
     /// The earliest moment `on_timer` has something to do; `None` when idle (no timer needed).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Mono> {
         let a = self.modem()?;
         if a.answered.is_some() {
             return None;
