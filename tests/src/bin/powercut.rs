@@ -1004,7 +1004,13 @@ async fn run(opts: Opts) -> Result<bool> {
                 let number = v["call"]["number"].as_str().unwrap_or_default().to_string();
                 acked.push(Acked {
                     kind: "call",
-                    key: number.clone(),
+                    // A call without a number (an outgoing call: the office phone picked up on an idle line) is
+                    // known by its id.
+                    key: if number.is_empty() {
+                        v["call"]["id"].as_str().unwrap_or_default().to_string()
+                    } else {
+                        number.clone()
+                    },
                     number,
                     what: v["call"]["outcome"].as_str().unwrap_or("?").to_string(),
                     at: s.at,
@@ -1110,7 +1116,12 @@ async fn run(opts: Opts) -> Result<bool> {
                 if lost_keys.contains(&(a.kind.to_string(), a.key.clone())) {
                     continue;
                 }
-                let found: Option<String> = if a.kind == "call" {
+                let found: Option<String> = if a.kind == "call" && a.number.is_empty() {
+                    calls
+                        .iter()
+                        .find(|c| c["id"] == a.key.as_str())
+                        .map(|c| c["outcome"].as_str().unwrap_or("").to_string())
+                } else if a.kind == "call" {
                     match by_number.get(&a.number) {
                         Some(o) => Some(o.clone()),
                         None if full => {
