@@ -514,6 +514,8 @@ pub struct DaemonOptions {
     pub init_timeout: String,
     pub unknown_outcome: String,
     pub callback_due: String,
+    /// `mqtt.command_role`: the role MQTT commands act with.
+    pub command_role: String,
 }
 
 impl Default for DaemonOptions {
@@ -526,6 +528,7 @@ impl Default for DaemonOptions {
             init_timeout: "3s".into(),
             unknown_outcome: "review".into(),
             callback_due: "24h".into(),
+            command_role: "supervisor".into(),
         }
     }
 }
@@ -565,6 +568,7 @@ host = "127.0.0.1"
 port = {mqtt_port}
 topic_prefix = "linekeeper"
 mask_numbers = {mask_numbers}
+command_role = "{command_role}"
 
 [web]
 listen = "127.0.0.1:{web_port}"
@@ -582,6 +586,7 @@ answer_target = "10s"
         reconnect_max = opts.reconnect_max,
         mask_numbers = opts.mask_numbers,
         callback_due = opts.callback_due,
+        command_role = opts.command_role,
         unknown_outcome = opts.unknown_outcome,
     )
 }

@@ -285,3 +285,48 @@ async fn the_ack_all_button_acknowledges_every_overdue_task() {
     let r = result(&env, "button:explode").await;
     assert_eq!(r["ok"], false, "{r}");
 }
+
+/// `mqtt.command_role = "agent"`: commands an agent may give are carried out, a supervisor's are refused with
+/// `forbidden` and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_act_with_the_configured_role() {
+    let env = Env::start(DaemonOptions {
+        command_role: "agent".into(),
+        ..DaemonOptions::default()
+    })
+    .await;
+    let c = commander(env.broker.port()).await;
+    env.watch
+        .wait_for("status online", STEP, |m| {
+            m.topic == TOPIC_STATUS && m.payload == "online"
+        })
+        .await;
+    send(
+        &c,
+        CMD_COMPLAINT,
+        json!({"request_id":"agent-1","number":"13800000009","note":"late"}).to_string(),
+    )
+    .await;
+    let task = ok(&env, "agent-1").await;
+    let id = task["id"].as_str().unwrap().to_string();
+    send(
+        &c,
+        CMD_TASK,
+        json!({"request_id":"agent-2","task_id":id,"action":"cancel"}).to_string(),
+    )
+    .await;
+    let r = result(&env, "agent-2").await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().starts_with("forbidden"),
+        "an agent may not cancel: {r}"
+    );
+    send(&c, "linekeeper/hq/cmd/button", "ack_all").await;
+    let r = result(&env, "button:ack_all").await;
+    assert!(r["error"].as_str().unwrap().starts_with("forbidden"), "{r}");
+    let t = env.daemon.get(&format!("/api/tasks/{id}")).json();
+    assert_eq!(
+        t["state"], "open",
+        "the refused cancel changed nothing: {t}"
+    );
+}

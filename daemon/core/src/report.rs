@@ -70,19 +70,6 @@ pub enum ReportKind {
 }
 
 impl ReportKind {
-    pub const ALL: [ReportKind; 5] = [
-        ReportKind::Shift,
-        ReportKind::Daily,
-        ReportKind::Weekly,
-        ReportKind::Monthly,
-        ReportKind::Quarterly,
-    ];
-
-    /// The kind named `s` (`daily`, ...).
-    pub fn parse(s: &str) -> Option<ReportKind> {
-        ReportKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             ReportKind::Shift => "shift",

@@ -76,10 +76,6 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// For a task told to stop by other means (a shutdown signal): it is not started again when it ends; waits at
     /// most `grace` for that, then aborts it.
     pub async fn stop_within(mut self, grace: Duration) {
