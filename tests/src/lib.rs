@@ -100,11 +100,16 @@ pub fn daemon_bin() -> PathBuf {
 /// per-process counter keeps two tests of this binary from drawing the same port.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let seed = std::process::id().wrapping_mul(2_654_435_761)
-        ^ SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+    // One seed per process: with a seed per call, two calls before either port is bound (a broker's two
+    // listeners) could draw the same port.
+    static SEED: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::process::id().wrapping_mul(2_654_435_761)
+            ^ SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+    });
     for _ in 0..10_000 {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 10_000) as u16;
